@@ -1,0 +1,79 @@
+"""What every plummer command shares: the argument parser, output and error handling."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any, NoReturn
+
+import numpy as np
+
+
+class CommandLineError(Exception):
+    """Bad command-line input found after parsing (printed on one line, exit code 2)."""
+
+
+class Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose errors are one line on stderr and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        raise SystemExit(2)
+
+
+def add_json_flag(parser: argparse.ArgumentParser) -> None:
+    """Add ``--json``: print exactly one JSON object on stdout instead of text."""
+    parser.add_argument(
+        "--json", action="store_true", help="print one JSON object on stdout instead of text"
+    )
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def print_json(payload: dict[str, Any]) -> None:
+    """Print ``payload`` as one JSON object (numpy values converted)."""
+    sys.stdout.write(json.dumps(_jsonable(payload), indent=2, allow_nan=True) + "\n")
+
+
+def print_fields(payload: dict[str, Any], title: str | None = None) -> None:
+    """Print ``payload`` as aligned ``key  value`` lines."""
+    if title:
+        print(title)
+    width = max((len(k) for k in payload), default=0)
+    for key, value in payload.items():
+        if isinstance(value, float):
+            text = f"{value:,.6g}" if abs(value) < 1e6 else f"{value:,.0f}"
+        elif isinstance(value, int) and not isinstance(value, bool):
+            text = f"{value:,}"
+        elif isinstance(value, (list, tuple)):
+            text = ", ".join(str(v) for v in value) or "-"
+        else:
+            text = str(value)
+        print(f"  {key:<{width}}  {text}")
+
+
+def parse_mesh(text: str) -> tuple[int, int]:
+    """Parse ``PxQ`` (or ``P``, meaning ``PxP``) into (width, height) cores."""
+    parts = text.lower().split("x")
+    try:
+        dims = [int(p) for p in parts]
+    except ValueError:
+        raise CommandLineError(
+            f"--mesh {text!r} must be PxQ with positive integers, e.g. 16x16"
+        ) from None
+    if len(dims) == 1:
+        dims = dims * 2
+    if len(dims) != 2 or min(dims) < 1:
+        raise CommandLineError(f"--mesh {text!r} must be PxQ with positive integers, e.g. 16x16")
+    return dims[0], dims[1]

@@ -1,0 +1,1 @@
+"""Optuna search over plummer layouts (lands with the search issue)."""
