@@ -14,8 +14,11 @@ CALIBRATABLE = (
     "alpha",
     "beta",
     "fma_per_cycle",
-    "step_overhead_cycles",
+    "vector_op_overhead_cycles",
     "loop_overhead_cycles",
+    "step_overhead_cycles",
+    "message_overhead_cycles",
+    "launch_overhead_cycles",
 )
 
 
@@ -24,8 +27,19 @@ class HardwareSpec:
     """An immutable PLMR description of a 2-D mesh accelerator.
 
     Units: sizes in cores, memory in bytes, time in cycles, link width in bytes per
-    cycle per direction. ``mesh_width`` x ``mesh_height`` is the region kernels use by
+    cycle per direction, ``wire_bytes_per_element`` the bytes one element takes on a link
+    (4 when each fp16 travels in its own 32-bit wavelet). ``mesh_width`` x ``mesh_height`` is the region kernels use by
     default; it must fit in the ``fabric_width`` x ``fabric_height`` of the chip.
+
+    The time parameters (cycles) are those of the abstract machine in
+    :mod:`plummer.mesh`: ``alpha`` per pass-through hop; ``beta`` per stage a core's
+    processor handles (relay, add-and-forward); ``fma_per_cycle`` FMAs per core per cycle;
+    ``vector_op_overhead_cycles`` per vector instruction issued; ``loop_overhead_cycles``
+    per outer-loop iteration of a local product; ``step_overhead_cycles`` per
+    compute-and-shift step of the GEMM kernels (task activations of its sends, receives and
+    compute); ``message_overhead_cycles`` per message task a core's program activates and
+    waits on (a store-and-forward step, a reduction phase); ``launch_overhead_cycles``
+    fixed per kernel run (timestamps, start-up).
 
     Example:
         >>> from plummer.hardware import load_hardware
@@ -47,9 +61,13 @@ class HardwareSpec:
     alpha: float
     beta: float
     link_bytes_per_cycle: float
+    wire_bytes_per_element: int
     fma_per_cycle: float
-    step_overhead_cycles: float
+    vector_op_overhead_cycles: float
     loop_overhead_cycles: float
+    step_overhead_cycles: float
+    message_overhead_cycles: float
+    launch_overhead_cycles: float
     clock_ghz: float
     input_queues: int | None = None
     uncalibrated: tuple[str, ...] = field(default=CALIBRATABLE)
@@ -66,6 +84,7 @@ class HardwareSpec:
             "mesh_height",
             "memory_bytes",
             "dtype_bytes",
+            "wire_bytes_per_element",
             "colors",
             "max_routes_per_core",
         ):
@@ -90,7 +109,14 @@ class HardwareSpec:
             )
         for name in ("alpha", "link_bytes_per_cycle", "fma_per_cycle", "clock_ghz"):
             f.require_number(owner, name, getattr(self, name), 0.0, strict=True)
-        for name in ("beta", "step_overhead_cycles", "loop_overhead_cycles"):
+        for name in (
+            "beta",
+            "vector_op_overhead_cycles",
+            "loop_overhead_cycles",
+            "step_overhead_cycles",
+            "message_overhead_cycles",
+            "launch_overhead_cycles",
+        ):
             f.require_number(owner, name, getattr(self, name), 0.0)
         if not isinstance(self.uncalibrated, (tuple, list)) or any(
             p not in CALIBRATABLE for p in self.uncalibrated
@@ -122,8 +148,8 @@ class HardwareSpec:
 
     @property
     def link_elements_per_cycle(self) -> float:
-        """Elements of ``dtype_bytes`` a link carries per cycle per direction."""
-        return self.link_bytes_per_cycle / self.dtype_bytes
+        """Elements a link carries per cycle per direction."""
+        return self.link_bytes_per_cycle / self.wire_bytes_per_element
 
     @property
     def peak_flops(self) -> float:

@@ -1,0 +1,257 @@
+"""The protocol every kernel follows: a vectorised closed form and an executor program.
+
+A kernel module holds both side by side, so whoever changes one sees the other. The
+closed form's docstring derives it from the executor's rules (:mod:`plummer.mesh`).
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from plummer.errors import SpecError
+from plummer.hardware import HardwareSpec
+from plummer.mesh import ExecutionResult
+
+#: Breakdown keys every cost carries (all numpy arrays of one broadcast shape).
+COST_KEYS = (
+    "cycles",
+    "compute_cycles",
+    "comm_cycles",
+    "hops",
+    "routing_stages",
+    "memory_per_core_bytes",
+    "routes_per_core",
+)
+
+
+@dataclass(frozen=True)
+class Cost:
+    """A closed-form cost and its breakdown, vectorised over configurations.
+
+    All fields are float arrays of one shape. ``cycles`` is the makespan;
+    ``compute_cycles`` the processor time on the critical path and ``comm_cycles =
+    cycles - compute_cycles`` the exposed communication; ``hops`` and
+    ``routing_stages`` count pass-through hops and PE stages on the critical path;
+    memory in bytes per core; routes = distinct colors per core. ``mean_core_cycles`` is
+    the mean over cores of each core's elapsed time (what measured kernels report).
+    ``route_budget`` and ``memory_budget`` are the spec's limits, so ``fits`` tells
+    whether a configuration can run at all.
+    """
+
+    cycles: np.ndarray
+    compute_cycles: np.ndarray
+    comm_cycles: np.ndarray
+    hops: np.ndarray
+    routing_stages: np.ndarray
+    memory_per_core_bytes: np.ndarray
+    routes_per_core: np.ndarray
+    mean_core_cycles: np.ndarray
+    route_budget: int
+    memory_budget: int
+    extra: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @classmethod
+    def make(
+        cls,
+        spec: HardwareSpec,
+        *,
+        cycles: ArrayLike,
+        compute_cycles: ArrayLike,
+        hops: ArrayLike,
+        routing_stages: ArrayLike,
+        memory_per_core_bytes: ArrayLike,
+        routes_per_core: ArrayLike,
+        mean_core_cycles: ArrayLike | None = None,
+        **extra: ArrayLike,
+    ) -> Cost:
+        """Broadcast the parts to one shape and derive ``comm_cycles``."""
+        parts = np.broadcast_arrays(
+            *(
+                np.asarray(v, dtype=float)
+                for v in (
+                    cycles,
+                    compute_cycles,
+                    hops,
+                    routing_stages,
+                    memory_per_core_bytes,
+                    routes_per_core,
+                    cycles if mean_core_cycles is None else mean_core_cycles,
+                )
+            )
+        )
+        total, compute, hop, stages, memory, routes, mean = (np.array(p) for p in parts)
+        return cls(
+            cycles=total,
+            compute_cycles=compute,
+            comm_cycles=total - compute,
+            hops=hop,
+            routing_stages=stages,
+            memory_per_core_bytes=memory,
+            routes_per_core=routes,
+            mean_core_cycles=mean,
+            route_budget=spec.route_budget,
+            memory_budget=spec.memory_bytes,
+            extra={k: np.broadcast_to(np.asarray(v, dtype=float), total.shape) for k, v in extra.items()},
+        )
+
+    @property
+    def fits_routes(self) -> np.ndarray:
+        """True where the routes per core stay within the spec's route budget."""
+        return self.routes_per_core <= self.route_budget
+
+    @property
+    def fits_memory(self) -> np.ndarray:
+        """True where the memory per core stays within the spec's budget."""
+        return self.memory_per_core_bytes <= self.memory_budget
+
+    @property
+    def fits(self) -> np.ndarray:
+        """True where the configuration can run (routes and memory)."""
+        return self.fits_routes & self.fits_memory
+
+    def __add__(self, other: Cost) -> Cost:
+        """Run ``self`` then ``other``: times, hops and stages add; memory and routes max."""
+        return dataclasses.replace(
+            self,
+            cycles=self.cycles + other.cycles,
+            compute_cycles=self.compute_cycles + other.compute_cycles,
+            comm_cycles=self.comm_cycles + other.comm_cycles,
+            hops=self.hops + other.hops,
+            routing_stages=self.routing_stages + other.routing_stages,
+            memory_per_core_bytes=np.maximum(self.memory_per_core_bytes, other.memory_per_core_bytes),
+            routes_per_core=np.maximum(self.routes_per_core, other.routes_per_core),
+            mean_core_cycles=self.mean_core_cycles + other.mean_core_cycles,
+            extra={},
+        )
+
+    def scaled(self, times: ArrayLike) -> Cost:
+        """``times`` sequential repetitions (memory and routes unchanged)."""
+        k = np.asarray(times, dtype=float)
+        return dataclasses.replace(
+            self,
+            cycles=self.cycles * k,
+            compute_cycles=self.compute_cycles * k,
+            comm_cycles=self.comm_cycles * k,
+            hops=self.hops * k,
+            routing_stages=self.routing_stages * k,
+            mean_core_cycles=self.mean_core_cycles * k,
+            extra={},
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        """Scalars (for a single configuration) or lists, keyed by :data:`COST_KEYS` and more."""
+        out: dict[str, Any] = {}
+        for key in COST_KEYS + ("mean_core_cycles",):
+            out[key] = _plain(getattr(self, key))
+        out["fits_routes"] = _plain(self.fits_routes)
+        out["fits_memory"] = _plain(self.fits_memory)
+        for key, value in self.extra.items():
+            out[key] = _plain(value)
+        return out
+
+
+def _plain(value: np.ndarray) -> Any:
+    return value.item() if value.ndim == 0 else value.tolist()
+
+
+@dataclass(frozen=True)
+class KernelRun:
+    """A kernel executed on the mesh: its real output, the reference and the timing."""
+
+    output: np.ndarray
+    reference: np.ndarray
+    execution: ExecutionResult
+
+    @property
+    def max_abs_error(self) -> float:
+        """Largest absolute difference between the mesh's output and the numpy reference."""
+        return float(np.max(np.abs(self.output - self.reference))) if self.output.size else 0.0
+
+    @property
+    def correct(self) -> bool:
+        """Whether the output equals the reference to fp32 tolerance."""
+        return bool(np.allclose(self.output, self.reference, rtol=1e-4, atol=1e-4))
+
+    def as_dict(self) -> dict[str, Any]:
+        """The executor's figures under the same keys as :meth:`Cost.as_dict`."""
+        ex = self.execution
+        return {
+            "cycles": ex.cycles,
+            "mean_core_cycles": ex.mean_core_cycles,
+            "busy_cycles_max": float(ex.busy_cycles.max()),
+            "memory_per_core_bytes": int(ex.peak_memory_bytes.max()),
+            "routes_per_core": int(ex.routes_per_core.max()),
+            "max_link_bytes": ex.max_link_bytes,
+            "max_abs_error": self.max_abs_error,
+            "correct": self.correct,
+        }
+
+
+class Kernel(abc.ABC):
+    """A kernel: parameters, a vectorised closed form and a program for the executor.
+
+    Subclasses set :attr:`name` (the CLI's ``--algo`` or kernel name), :attr:`family`
+    and :attr:`parameters` (names of the integer parameters of :meth:`cost`), and
+    implement :meth:`check`, :meth:`cost` and :meth:`execute`.
+    """
+
+    name: ClassVar[str]
+    family: ClassVar[str]
+    parameters: ClassVar[tuple[str, ...]]
+
+    @abc.abstractmethod
+    def check(self, spec: HardwareSpec, **params: np.ndarray) -> None:
+        """Raise :class:`SpecError` naming the first parameter no configuration allows."""
+
+    @abc.abstractmethod
+    def cost(self, spec: HardwareSpec, **params: ArrayLike) -> Cost:
+        """The closed-form cost, vectorised over numpy arrays of the parameters."""
+
+    @abc.abstractmethod
+    def execute(self, spec: HardwareSpec, seed: int = 0, trace: bool = False, **params: int) -> KernelRun:
+        """Run the kernel on random data on the executor and return output and timing."""
+
+
+def int_params(kernel: str, params: dict[str, ArrayLike], names: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """Check that ``params`` are exactly ``names`` with positive integer values; as int arrays."""
+    unknown = sorted(set(params) - set(names))
+    missing = [n for n in names if n not in params]
+    if unknown or missing:
+        raise SpecError(
+            f"{kernel}: parameters {', '.join(unknown + missing)} not understood or missing; "
+            f"expected {', '.join(names)}"
+        )
+    out = {}
+    for name in names:
+        value = np.asarray(params[name])
+        if value.dtype == bool or not (
+            np.issubdtype(value.dtype, np.integer)
+            or (np.issubdtype(value.dtype, np.floating) and np.all(np.mod(value, 1) == 0))
+        ):
+            raise SpecError(f"{kernel}: parameter '{name}' = {_first(value)!r} must be an integer")
+        value = value.astype(np.int64)
+        if np.any(value < 1):
+            raise SpecError(
+                f"{kernel}: parameter '{name}' = {_first(value[value < 1])} must be >= 1"
+            )
+        out[name] = value
+    return out
+
+
+def require(kernel: str, ok: np.ndarray, field_name: str, value: np.ndarray, allowed: str) -> None:
+    """Raise :class:`SpecError` for the first configuration where ``ok`` is False."""
+    ok = np.asarray(ok)
+    if not np.all(ok):
+        bad = np.broadcast_to(np.asarray(value), ok.shape)[~ok]
+        raise SpecError(f"{kernel}: parameter '{field_name}' = {_first(bad)} {allowed}")
+
+
+def _first(value: np.ndarray) -> Any:
+    flat = np.asarray(value).ravel()
+    return flat[0].item() if flat.size else value

@@ -1,0 +1,65 @@
+"""What the GEMM family shares: parameter checks, tiling and random operands.
+
+Notation (DESIGN.md section 2): C[M, N] = A[M, K] . B[K, N] on a ``p`` x ``q`` mesh
+(``p`` columns, ``q`` rows); tiles ``Mt = M / q``, ``Kt = K / p`` (or ``K / q``),
+``Nt = N / p``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from plummer.errors import SpecError
+from plummer.hardware import HardwareSpec
+from plummer.kernels._base import int_params, require
+
+GEMM_PARAMETERS = ("p", "q", "m", "k", "n")
+
+
+def gemm_params(
+    kernel: str, spec: HardwareSpec, params: dict[str, ArrayLike], square: bool
+) -> dict[str, np.ndarray]:
+    """Validate GEMM parameters (mesh ``p`` x ``q``, sizes ``m, k, n``) as int arrays.
+
+    A square-only algorithm (``square=True``) rejects ``p != q``. Every size must split
+    evenly: ``m`` over ``q`` rows, ``k`` over ``p`` (and ``q``), ``n`` over ``p`` columns.
+    """
+    v = int_params(kernel, params, GEMM_PARAMETERS)
+    p, q, m, k, n = (v[name] for name in GEMM_PARAMETERS)
+    require(kernel, p >= 2, "p", p, "must be >= 2 (a mesh of at least 2x2)")
+    require(kernel, q >= 2, "q", q, "must be >= 2 (a mesh of at least 2x2)")
+    require(kernel, p <= spec.fabric_width, "p", p, f"exceeds the fabric width {spec.fabric_width}")
+    require(kernel, q <= spec.fabric_height, "q", q, f"exceeds the fabric height {spec.fabric_height}")
+    if square:
+        require(kernel, p == q, "q", q, "must equal p: this algorithm needs a square mesh")
+    require(kernel, m % q == 0, "m", m, "must be a multiple of the mesh height q")
+    require(kernel, k % p == 0, "k", k, "must be a multiple of the mesh width p")
+    require(kernel, k % q == 0, "k", k, "must be a multiple of the mesh height q")
+    require(kernel, n % p == 0, "n", n, "must be a multiple of the mesh width p")
+    return v
+
+
+def scalar_params(params: dict[str, np.ndarray]) -> dict[str, int]:
+    """The single configuration an executor run needs, as Python ints."""
+    for name, value in params.items():
+        if value.size != 1:
+            raise SpecError(f"an execution takes one configuration; '{name}' has {value.size}")
+    return {name: int(value.reshape(-1)[0]) for name, value in params.items()}
+
+
+def random_operands(seed: int, *shapes: tuple[int, int]) -> list[np.ndarray]:
+    """Random fp32 matrices in [-1, 1) (reproducible by ``seed``)."""
+    rng = np.random.default_rng(seed)
+    return [rng.uniform(-1.0, 1.0, size=shape).astype(np.float32) for shape in shapes]
+
+
+def blocks(matrix: np.ndarray, rows: int, cols: int) -> list[list[np.ndarray]]:
+    """Split ``matrix`` into ``rows`` x ``cols`` equal blocks, ``[i][j]``."""
+    r, c = matrix.shape[0] // rows, matrix.shape[1] // cols
+    return [[matrix[i * r:(i + 1) * r, j * c:(j + 1) * c] for j in range(cols)] for i in range(rows)]
+
+
+def tile_product(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """``c + a @ b`` in fp32."""
+    return c + a @ b

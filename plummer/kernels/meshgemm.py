@@ -1,0 +1,195 @@
+"""MeshGEMM: Cannon-style cyclic shifting on the INTERLEAVE ring (WaferLLM, OSDI 2025).
+
+The program (executor) and the closed form live side by side.
+
+Program, on a P x P mesh, logical core (I, J) at physical (ring[J], ring[I]):
+
+1. The host places A[I, J] and the pre-skewed B[(I + J) mod P, J] at (I, J) (not timed).
+2. Alignment of A (timed): row I moves its A tiles I ring positions backward, or P - I
+   forward, whichever is fewer: ``a_I = min(I, P - I) <= floor(P/2)`` store-and-forward
+   steps. Each step: the sender's PE activates the message (``message_overhead``), the
+   tile crosses one ring edge (<= 2 hops), the receiver's PE completes it
+   (``message_overhead``).
+3. P compute steps: C += A_cur . B_cur (one call: ``step_overhead`` + ``Kt`` outer
+   iterations + ``Kt * Nt`` vector FMAs of length ``Mt``), while A_cur moves one ring
+   position forward along the row and B_cur along the column into the other buffers
+   (double buffering), overlapping the product.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from plummer.hardware import HardwareSpec
+from plummer.kernels._base import Cost, Kernel, KernelRun
+from plummer.kernels._gemm import (
+    GEMM_PARAMETERS,
+    blocks,
+    gemm_params,
+    random_operands,
+    scalar_params,
+    tile_product,
+)
+from plummer.kernels._ring import edge_color, interleave_ring, max_edge_hops, ring_edge
+from plummer.mesh import Mesh, compute_cycles, serialization_cycles
+
+#: Color bases: A forward along rows, A backward along rows (alignment), B forward along columns.
+_A_FORWARD, _A_BACKWARD, _B_FORWARD = 0, 6, 12
+
+
+def _path(src: int, dst: int, plus: str, minus: str) -> str:
+    return plus * (dst - src) if dst > src else minus * (src - dst)
+
+
+@lru_cache(maxsize=None)
+def _ring_colors(n: int, forward: bool, base: int) -> tuple[frozenset[int], ...]:
+    """Colors each position of a line of ``n`` configures for the ring's edges."""
+    colors: list[set[int]] = [set() for _ in range(n)]
+    for k in range(n):
+        src, dst = ring_edge(n, k, forward)
+        color = edge_color(n, k, forward, base)
+        lo, hi = min(src, dst), max(src, dst)
+        for position in range(lo, hi + 1):
+            colors[position].add(color)
+    return tuple(frozenset(c) for c in colors)
+
+
+@lru_cache(maxsize=None)
+def meshgemm_routes(p: int) -> int:
+    """Most distinct colors any core of a ``p`` x ``p`` MeshGEMM configures (exact, O(p))."""
+    ring = interleave_ring(p)
+    row_fwd = [len(c) for c in _ring_colors(p, True, _A_FORWARD)]
+    row_bwd = [len(c) for c in _ring_colors(p, False, _A_BACKWARD)]
+    col_fwd = [len(c) for c in _ring_colors(p, True, _B_FORWARD)]
+    backward_rows = {ring[i] for i in range(1, p // 2 + 1)}
+    with_bwd = max(f + b for f, b in zip(row_fwd, row_bwd))
+    without = max(row_fwd)
+    return max(col_fwd[y] + (with_bwd if y in backward_rows else without) for y in range(p))
+
+
+class MeshGEMM(Kernel):
+    """MeshGEMM on a square P x P mesh (``p == q``)."""
+
+    name = "meshgemm"
+    family = "gemm"
+    parameters = GEMM_PARAMETERS
+
+    def check(self, spec: HardwareSpec, **params: ArrayLike) -> None:
+        gemm_params(self.name, spec, params, square=True)
+
+    def cost(self, spec: HardwareSpec, **params: ArrayLike) -> Cost:
+        """Closed form, derived from the program above and the machine's rules.
+
+        With ``T(x)`` the serialization of x elements, ``h = 2`` hops per ring edge
+        (1 for P = 2), ``mo`` the message overhead:
+
+        - compute step ``c = step_overhead + compute_cycles(Mt Kt Nt, Kt, Kt Nt)``;
+          its shifts take ``s = h alpha + T(max(Mt Kt, Kt Nt))`` and overlap it, so a step
+          lasts ``max(c, s)`` (the first is only ``c``: its tiles are in place);
+        - alignment: ``floor(P/2)`` store-and-forward steps of ``2 mo + T(Mt Kt)`` plus
+          ``alpha`` per hop; the longest chain crosses ``2 floor(P/2)`` hops, less the
+          one-hop turn of the ring that every window of P/2 edges holds when P is even;
+        - ``cycles = launch + align + c + (P - 1) max(c, s)``.
+
+        Rows align independently, so a core's elapsed time carries its own row's
+        alignment ``a_I = min(I, P - I)`` steps: ``mean_core_cycles`` uses
+        ``mean_I a_I = floor(P^2/4) / P`` and the mean number of one-hop edges in a
+        window of ``a_I`` edges, ``2 a_I / P``.
+        """
+        v = gemm_params(self.name, spec, params, square=True)
+        p, m, k, n = v["p"], v["m"], v["k"], v["n"]
+        mt, kt, nt = m // p, k // p, n // p
+        t_a = serialization_cycles(spec, mt * kt)
+        t_b = serialization_cycles(spec, kt * nt)
+        hops = np.where(p <= 2, 1, 2)
+        step_c = spec.step_overhead_cycles + compute_cycles(spec, mt * kt * nt, kt, kt * nt)
+        step_s = hops * spec.alpha + np.maximum(t_a, t_b)
+        step = np.maximum(step_c, step_s)
+        steps_align = p // 2
+        hops_align = 2 * steps_align - (p % 2 == 0)
+        per_align_step = 2 * spec.message_overhead_cycles + t_a
+        align = steps_align * per_align_step + spec.alpha * hops_align
+        mean_steps = (p * p // 4) / p
+        mean_align = mean_steps * (per_align_step + 2 * spec.alpha) - spec.alpha * 2 * mean_steps / p
+        body = step_c + (p - 1) * step
+        routes = np.vectorize(meshgemm_routes, otypes=[float])(p) if p.size else p
+        return Cost.make(
+            spec,
+            cycles=spec.launch_overhead_cycles + align + body,
+            compute_cycles=p * step_c,
+            hops=hops_align + (p - 1) * hops,
+            routing_stages=2 * steps_align,
+            memory_per_core_bytes=(2 * mt * kt + 2 * kt * nt + mt * nt) * spec.dtype_bytes,
+            routes_per_core=routes,
+            mean_core_cycles=spec.launch_overhead_cycles + mean_align + body,
+        )
+
+    def execute(self, spec: HardwareSpec, seed: int = 0, trace: bool = False, **params: ArrayLike) -> KernelRun:
+        v = scalar_params(gemm_params(self.name, spec, params, square=True))
+        p, m, k, n = v["p"], v["m"], v["k"], v["n"]
+        mt, kt, nt = m // p, k // p, n // p
+        a, b = random_operands(seed, (m, k), (k, n))
+        a_blocks, b_blocks = blocks(a, p, p), blocks(b, p, p)
+        ring = interleave_ring(p)
+        mesh = Mesh(spec, p, p, trace=trace)
+        mo = spec.message_overhead_cycles
+
+        def core(i: int, j: int) -> tuple[int, int]:
+            return ring[j % p], ring[i % p]
+
+        for i in range(p):
+            for j in range(p):
+                mesh.load(core(i, j), "A0", a_blocks[i][j])
+                mesh.load(core(i, j), "B0", b_blocks[(i + j) % p][j])
+                mesh.load(core(i, j), "C", np.zeros((mt, nt), dtype=np.float32))
+
+        # alignment of A: row i moves min(i, p - i) ring positions
+        a_cur = [0] * p
+        for step in range(p // 2):
+            for i in range(p):
+                moves = min(i, p - i)
+                if step >= moves:
+                    continue
+                forward = i > p - i
+                for j in range(p):
+                    src, dst = ring_edge(p, j, forward)
+                    mesh.send(
+                        (src, ring[i]), f"A{a_cur[i]}", _path(src, dst, "E", "W"),
+                        edge_color(p, j, forward, _A_FORWARD if forward else _A_BACKWARD),
+                        f"A{1 - a_cur[i]}", overhead=mo, receive_overhead=mo,
+                    )
+                a_cur[i] = 1 - a_cur[i]
+
+        # p compute-and-shift steps
+        b_cur = 0
+        step_overhead = spec.step_overhead_cycles
+        for step in range(p):
+            for i in range(p):
+                for j in range(p):
+                    mesh.compute(
+                        core(i, j), [f"A{a_cur[i]}", f"B{b_cur}", "C"], "C", tile_product,
+                        fmas=mt * kt * nt, loops=kt, vector_ops=kt * nt, overhead=step_overhead,
+                    )
+            if step == p - 1:
+                break
+            for i in range(p):
+                for j in range(p):
+                    src, dst = ring_edge(p, j)
+                    mesh.send(
+                        (src, ring[i]), f"A{a_cur[i]}", _path(src, dst, "E", "W"),
+                        edge_color(p, j, True, _A_FORWARD), f"A{1 - a_cur[i]}",
+                    )
+                    src, dst = ring_edge(p, i)
+                    mesh.send(
+                        (ring[j], src), f"B{b_cur}", _path(src, dst, "S", "N"),
+                        edge_color(p, i, True, _B_FORWARD), f"B{1 - b_cur}",
+                    )
+            a_cur = [1 - x for x in a_cur]
+            b_cur = 1 - b_cur
+
+        result = mesh.run()
+        output = np.block([[result.tile(core(i, j), "C") for j in range(p)] for i in range(p)])
+        return KernelRun(output=output, reference=a @ b, execution=result)

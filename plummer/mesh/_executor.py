@@ -1,0 +1,612 @@
+"""The exact mesh executor: real numpy tiles, real memory and route budgets, timed hop by hop.
+
+The abstract machine
+====================
+
+These rules define the machine; every closed form in :mod:`plummer.kernels` is derived
+from them. Time is in cycles (floats), sizes in elements of ``spec.dtype_bytes`` bytes.
+
+1. **Cores.** A ``width`` x ``height`` mesh; core ``(x, y)``, ``x`` grows east, ``y``
+   grows south. Each core has a processor (PE), a router and ``spec.memory_bytes`` of
+   memory holding named numpy tiles. An allocation past the budget raises
+   :class:`~plummer.errors.CoreMemoryError`.
+2. **Links.** Neighbouring routers are joined by one directed link each way. A message of
+   ``n`` elements occupies every link it crosses for ``T(n) = ceil(n * dtype_bytes /
+   link_bytes_per_cycle)`` cycles (:func:`~plummer.mesh.serialization_cycles`).
+3. **Routes.** A message travels on a color. At every core it touches, the color is
+   configured from one input port (a direction or the core's own ramp) to a set of output
+   ports (directions and/or the ramp; several = hardware multicast). A core may hold
+   ``spec.route_budget`` distinct colors; a second, different configuration of a color at
+   a core, or one color too many, raises :class:`~plummer.errors.RoutingError`.
+4. **Transport (cut-through).** A message injected at time ``t`` asks for its first link
+   at ``t``. At each hop the head enters the link at ``s = max(request, link free)``, the
+   link is busy ``[s, s + T)``, and the head reaches the next router at ``s + alpha``.
+   Links serve requests in the order of their request times (ties: program order), so
+   contention is exact. Routers buffer a waiting head without holding upstream links.
+   A core that receives the message has it in memory at ``head + T``. So an uncontended
+   unicast over ``h`` hops takes ``h * alpha + T``; a multicast delivers at every core on
+   its path, each at its own ``head + T``.
+5. **Processor stages.** Where a message must be handled by a core's PE (relay, or
+   add-and-forward of a reduction), the PE starts at ``max(heads of all incoming
+   messages, PE free, local operands ready)``, the outgoing head leaves at ``start +
+   beta``, and the PE is busy ``[start, start + beta + T)`` because it streams the data
+   at link rate. A final add into memory (the root of a reduction) completes at
+   ``start + beta + T``; a root that broadcasts streams the sum straight into the
+   multicast from ``start + beta``, so a reduce-then-broadcast pays ``T`` once.
+6. **Compute.** A local compute call occupies the PE for its fixed ``overhead`` plus
+   :func:`~plummer.mesh.compute_cycles` ``= loops * loop_overhead + vector_ops *
+   vector_op_overhead + fmas / fma_per_cycle``, starting at ``max(PE free, inputs
+   ready)``. Sends and receives between memory and the router do not occupy the PE
+   (except a send's optional activation ``overhead``), so communication overlaps compute.
+   The PE serves its work in the order it becomes ready (ties: program order).
+7. **Buffers.** An operation that reads a tile waits for its last writer; one that writes a
+   tile also waits for every read of the previous contents (write-after-read), which is
+   why kernels double-buffer explicitly.
+8. **Results.** Every core starts at 0. A core's elapsed time is its last event (a compute
+   or stage end, a delivery into its memory, the tail of its own send leaving) plus the
+   spec's fixed ``launch_overhead_cycles``. The
+   makespan is the latest end minus the earliest start; ``mean_core_cycles`` is the mean
+   elapsed time over the cores that did anything (what the measured kernels report).
+
+A kernel program calls :meth:`Mesh.load`, :meth:`Mesh.compute`, :meth:`Mesh.send`,
+:meth:`Mesh.relay` and :meth:`Mesh.reduce` in program order; the data move at once (so the program's result is
+exact), and :meth:`Mesh.run` then times the recorded operations with an event queue.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from plummer.errors import CoreMemoryError, RoutingError, SpecError
+from plummer.hardware import HardwareSpec
+from plummer.mesh._result import ExecutionResult, TraceEvent
+from plummer.mesh._rules import compute_cycles, serialization_cycles
+
+Core = tuple[int, int]
+
+#: Directions of the four links out of a router, and the ramp to the core itself.
+DIRECTIONS = {"E": (1, 0), "W": (-1, 0), "S": (0, 1), "N": (0, -1)}
+_DIR_INDEX = {"E": 0, "W": 1, "S": 2, "N": 3}
+_OPPOSITE = {"E": "W", "W": "E", "S": "N", "N": "S"}
+RAMP = "R"
+
+# node kinds of the timing graph
+_JOIN, _COMPUTE, _TRANSMIT, _STAGE = range(4)
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One leg of a :meth:`Mesh.relay` or a broadcast of :meth:`Mesh.reduce`: pass-through
+    ``path`` on ``color``.
+
+    ``path`` is a string of directions (``"EE"`` = two hops east). With ``deliver_all``
+    every core on the leg also receives a copy (multicast); the last core always hands the
+    message to its PE.
+    """
+
+    path: str
+    color: int
+    deliver_all: bool = False
+
+
+class Mesh:
+    """A simulated PLMR mesh that runs kernel programs on real data.
+
+    Example:
+        >>> import numpy as np
+        >>> from plummer.hardware import load_hardware
+        >>> mesh = Mesh(load_hardware("wse3"), 2, 1)
+        >>> mesh.load((0, 0), "x", np.ones(8, dtype=np.float32))
+        >>> mesh.send((0, 0), "x", "E", color=0, dst_buffer="y")
+        >>> result = mesh.run()
+        >>> result.cycles  # alpha + ceil(8 * 2 / 4) with the preset's alpha = 1
+        5.0
+    """
+
+    def __init__(
+        self, spec: HardwareSpec, width: int, height: int, *, trace: bool = False
+    ) -> None:
+        for name, value in (("width", width), ("height", height)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise SpecError(f"mesh {name} = {value!r} must be an integer >= 1")
+        if width > spec.fabric_width or height > spec.fabric_height:
+            raise SpecError(
+                f"mesh {width}x{height} does not fit the fabric of '{spec.name}' "
+                f"({spec.fabric_width}x{spec.fabric_height})"
+            )
+        self.spec = spec
+        self.width = width
+        self.height = height
+        self._trace_enabled = trace
+        cores = width * height
+        # memory: tiles, bytes in use and peak per core
+        self._tiles: list[dict[str, np.ndarray]] = [{} for _ in range(cores)]
+        self._used = [0] * cores
+        self._peak = [0] * cores
+        # routes: per core, color -> (input port, output ports)
+        self._routes: list[dict[int, tuple[str, frozenset[str]]]] = [{} for _ in range(cores)]
+        # buffer dependencies: (core, name) -> last writer node / readers since then
+        self._writer: dict[tuple[int, str], int] = {}
+        self._readers: dict[tuple[int, str], list[int]] = {}
+        # the timing graph (parallel lists, indexed by node id)
+        self._kind: list[int] = []
+        self._core: list[int] = []
+        self._cycles: list[float] = []  # compute cycles / serialization T of a message
+        self._links: list[tuple[int, ...] | None] = []  # link ids of a transmit
+        self._deliver: list[dict[int, int] | None] = []  # hop -> delivery node of a transmit
+        self._final: list[bool] = []  # stage completes at its tail (final add into memory)
+        self._bytes: list[int] = []  # bytes a transmit carries over each of its links
+        self._awaits_transmit: list[bool] = []  # a delivery: also waits for its message
+        self._deps: list[list[int]] = []
+        self._label: list[str] = []
+        self._executed = False
+
+    # ----------------------------------------------------------------- geometry
+    def index(self, core: Core) -> int:
+        """Linear index ``y * width + x`` of ``core``; raises for a core off the mesh."""
+        x, y = core
+        if not (0 <= x < self.width and 0 <= y < self.height):
+            raise SpecError(f"core {core} is outside the {self.width}x{self.height} mesh")
+        return y * self.width + x
+
+    def _walk(self, src: Core, path: str) -> list[Core]:
+        cores = [src]
+        x, y = src
+        for step in path:
+            if step not in DIRECTIONS:
+                raise SpecError(f"path {path!r}: direction {step!r} is not one of E, W, S, N")
+            dx, dy = DIRECTIONS[step]
+            x, y = x + dx, y + dy
+            self.index((x, y))
+            cores.append((x, y))
+        return cores
+
+    # ------------------------------------------------------------------ memory
+    def _store(self, idx: int, name: str, array: np.ndarray) -> None:
+        tiles = self._tiles[idx]
+        old = tiles.get(name)
+        need = array.size * self.spec.dtype_bytes
+        have = old.size * self.spec.dtype_bytes if old is not None else 0
+        if self._used[idx] - have + need > self.spec.memory_bytes:
+            x, y = idx % self.width, idx // self.width
+            raise CoreMemoryError(
+                f"core ({x}, {y}): tile '{name}' needs {need} bytes, {self._used[idx] - have} "
+                f"in use, budget {self.spec.memory_bytes} bytes"
+            )
+        tiles[name] = array
+        self._used[idx] += need - have
+        self._peak[idx] = max(self._peak[idx], self._used[idx])
+
+    def load(self, core: Core, name: str, array: np.ndarray) -> None:
+        """Place ``array`` in ``core``'s memory before the kernel starts (not timed)."""
+        self._store(self.index(core), name, np.array(array, dtype=np.float32))
+
+    def free(self, core: Core, name: str) -> None:
+        """Release tile ``name`` of ``core``."""
+        idx = self.index(core)
+        array = self._tiles[idx].pop(name)
+        self._used[idx] -= array.size * self.spec.dtype_bytes
+
+    def data(self, core: Core, name: str) -> np.ndarray:
+        """The current contents of tile ``name`` of ``core``."""
+        try:
+            return self._tiles[self.index(core)][name]
+        except KeyError:
+            raise SpecError(f"core {core} holds no tile '{name}'") from None
+
+    def memory_in_use(self, core: Core) -> int:
+        """Bytes of tiles ``core`` holds now."""
+        return self._used[self.index(core)]
+
+    # ------------------------------------------------------------------ routes
+    def _configure(self, idx: int, color: int, port_in: str, ports_out: frozenset[str]) -> None:
+        routes = self._routes[idx]
+        current = routes.get(color)
+        if current == (port_in, ports_out):
+            return
+        x, y = idx % self.width, idx // self.width
+        if current is not None:
+            raise RoutingError(
+                f"core ({x}, {y}): color {color} already routes {current[0]}->"
+                f"{''.join(sorted(current[1]))}; a second route {port_in}->"
+                f"{''.join(sorted(ports_out))} on the same color conflicts"
+            )
+        if len(routes) >= self.spec.route_budget:
+            raise RoutingError(
+                f"core ({x}, {y}): needs color {color} beyond the route budget of "
+                f"{self.spec.route_budget} (colors in use: {sorted(routes)})"
+            )
+        routes[color] = (port_in, ports_out)
+
+    # ------------------------------------------------------------- graph nodes
+    def _node(self, kind: int, idx: int, cycles: float, deps: list[int], label: str) -> int:
+        if self._executed:
+            raise RuntimeError("this mesh has already run; build a new Mesh for a new program")
+        self._kind.append(kind)
+        self._core.append(idx)
+        self._cycles.append(cycles)
+        self._links.append(None)
+        self._deliver.append(None)
+        self._final.append(False)
+        self._bytes.append(0)
+        self._awaits_transmit.append(False)
+        self._deps.append(deps)
+        self._label.append(label)
+        return len(self._kind) - 1
+
+    def _read_deps(self, idx: int, name: str) -> list[int]:
+        if name not in self._tiles[idx]:
+            raise SpecError(
+                f"core ({idx % self.width}, {idx // self.width}) holds no tile '{name}'"
+            )
+        writer = self._writer.get((idx, name))
+        return [] if writer is None else [writer]
+
+    def _write_deps(self, idx: int, name: str) -> list[int]:
+        key = (idx, name)
+        deps = list(self._readers.get(key, ()))
+        writer = self._writer.get(key)
+        if writer is not None:
+            deps.append(writer)
+        return deps
+
+    def _did_read(self, idx: int, name: str, node: int) -> None:
+        self._readers.setdefault((idx, name), []).append(node)
+
+    def _did_write(self, idx: int, name: str, node: int) -> None:
+        self._writer[(idx, name)] = node
+        self._readers[(idx, name)] = []
+
+    def _transmit(
+        self, src: int, cores: list[Core], path: str, color: int, n: int,
+        deps: list[int], delivered: Sequence[int], to_pe: bool, label: str,
+    ) -> int:
+        """Record a pass-through message; returns its node (done = head at the last core).
+
+        ``delivered`` lists the hop numbers (1-based positions in ``cores``) whose core
+        receives a copy into memory; ``to_pe`` hands the message to the last core's PE.
+        """
+        node = self._node(_TRANSMIT, src, float(serialization_cycles(self.spec, n)), deps, label)
+        links = []
+        hops = len(path)
+        delivered_set = set(delivered)
+        for hop, step in enumerate(path):
+            idx = self.index(cores[hop])
+            links.append(idx * 4 + _DIR_INDEX[step])
+            port_in = RAMP if hop == 0 else _OPPOSITE[path[hop - 1]]
+            outs = {step}
+            if hop > 0 and hop in delivered_set:
+                outs.add(RAMP)
+            self._configure(idx, color, port_in, frozenset(outs))
+        if hops == 0:
+            raise SpecError("a message needs a path of at least one hop")
+        last = self.index(cores[-1])
+        if to_pe or hops in delivered_set:
+            self._configure(last, color, _OPPOSITE[path[-1]], frozenset({RAMP}))
+        else:
+            raise SpecError("a message must end at a core that receives it")
+        self._links[node] = tuple(links)
+        self._deliver[node] = {}
+        self._bytes[node] = n * self.spec.dtype_bytes
+        return node
+
+    def _delivery(self, transmit: int, hop: int, idx: int, buffer: str, label: str) -> int:
+        """A node for the copy that hop ``hop`` of ``transmit`` leaves in ``buffer`` at ``idx``."""
+        node = self._node(_JOIN, idx, 0.0, self._write_deps(idx, buffer), label)
+        self._awaits_transmit[node] = True
+        self._deliver[transmit][hop] = node
+        self._did_write(idx, buffer, node)
+        return node
+
+    # ------------------------------------------------------------ kernel API
+    def compute(
+        self,
+        core: Core,
+        inputs: Sequence[str],
+        output: str,
+        fn: Callable[..., np.ndarray],
+        fmas: float,
+        loops: float = 0,
+        vector_ops: float = 0,
+        overhead: float = 0.0,
+    ) -> None:
+        """Run ``output = fn(*inputs)`` on ``core``'s PE (rule 6).
+
+        The PE is busy ``overhead + compute_cycles(fmas, loops, vector_ops)`` cycles.
+        ``output`` may be one of ``inputs`` (accumulate in place).
+        """
+        idx = self.index(core)
+        deps: list[int] = []
+        for name in inputs:
+            deps += self._read_deps(idx, name)
+        if output in self._tiles[idx]:
+            deps += self._write_deps(idx, output)
+        cycles = overhead + float(compute_cycles(self.spec, fmas, loops, vector_ops))
+        node = self._node(_COMPUTE, idx, cycles, deps, f"compute {output}")
+        result = fn(*(self._tiles[idx][name] for name in inputs))
+        for name in inputs:
+            self._did_read(idx, name, node)
+        self._store(idx, output, np.asarray(result, dtype=np.float32))
+        self._did_write(idx, output, node)
+
+    def send(
+        self,
+        src: Core,
+        buffer: str,
+        path: str,
+        color: int,
+        dst_buffer: str,
+        *,
+        multicast: bool = False,
+        overhead: float = 0.0,
+        receive_overhead: float = 0.0,
+    ) -> None:
+        """Send tile ``buffer`` of ``src`` along ``path`` into ``dst_buffer``.
+
+        Unicast delivers at the end of the path; ``multicast`` delivers at every core on
+        it (rule 4). With ``overhead`` the sender's PE first spends that many cycles
+        activating the message; with ``receive_overhead`` each receiver's PE spends that
+        many cycles on the arrived message (its completion task) before the tile counts
+        as ready: the two halves of a store-and-forward step.
+        """
+        src_idx = self.index(src)
+        cores = self._walk(src, path)
+        deps = self._read_deps(src_idx, buffer)
+        array = self._tiles[src_idx][buffer]
+        if overhead:
+            start = self._node(_COMPUTE, src_idx, overhead, deps, f"activate send {buffer}")
+            self._did_read(src_idx, buffer, start)
+            deps = [start]
+        hops = list(range(1, len(path) + 1)) if multicast else [len(path)]
+        node = self._transmit(
+            src_idx, cores, path, color, array.size, deps, hops, False, f"send {buffer}"
+        )
+        self._did_read(src_idx, buffer, node)
+        for hop in hops:
+            idx = self.index(cores[hop])
+            delivery = self._delivery(node, hop, idx, dst_buffer, f"recv {dst_buffer}")
+            self._store(idx, dst_buffer, array.copy())
+            if receive_overhead:
+                task = self._node(
+                    _COMPUTE, idx, receive_overhead, [delivery], f"complete recv {dst_buffer}"
+                )
+                self._did_write(idx, dst_buffer, task)
+
+    def relay(self, src: Core, buffer: str, segments: Sequence[Segment], dst_buffer: str) -> None:
+        """Broadcast tile ``buffer`` of ``src`` through a chain of PE relays (rule 5).
+
+        Routers pass each segment through; the PE at the end of a segment keeps a copy in
+        ``dst_buffer`` and re-sends it on the next segment (paying ``beta``). Cores inside
+        a ``deliver_all`` segment receive a copy as it passes.
+        """
+        src_idx = self.index(src)
+        deps = self._read_deps(src_idx, buffer)
+        value = self._tiles[src_idx][buffer]
+        t_cycles = float(serialization_cycles(self.spec, value.size))
+        reader: tuple[int, str] | None = (src_idx, buffer)
+        here = src
+        for number, segment in enumerate(segments):
+            cores = self._walk(here, segment.path)
+            hops = list(range(1, len(segment.path))) if segment.deliver_all else []
+            node = self._transmit(
+                self.index(here), cores, segment.path, segment.color, value.size, deps, hops,
+                True, f"relay {buffer} leg {number}",
+            )
+            if reader is not None:
+                self._did_read(*reader, node)
+                reader = None
+            for hop in hops:
+                idx = self.index(cores[hop])
+                self._delivery(node, hop, idx, dst_buffer, f"recv {dst_buffer}")
+                self._store(idx, dst_buffer, value.copy())
+            here = cores[-1]
+            idx = self.index(here)
+            stage = self._node(
+                _STAGE, idx, t_cycles, [node] + self._write_deps(idx, dst_buffer),
+                f"relay {buffer}",
+            )
+            self._final[stage] = number == len(segments) - 1
+            self._store(idx, dst_buffer, value.copy())
+            self._did_write(idx, dst_buffer, stage)
+            deps = [stage]
+
+    def reduce(
+        self,
+        local: str,
+        tree: Sequence[tuple[Core, str, int]],
+        root: Core,
+        dst_buffer: str,
+        *,
+        broadcast: Sequence[Segment] = (),
+    ) -> None:
+        """Sum tile ``local`` over a reduction tree into ``dst_buffer`` at ``root`` (rule 5).
+
+        ``tree`` lists edges ``(child, path, color)``: the child's partial sum travels
+        ``path`` (passed through by routers) to its parent, the core at the path's end.
+        A core with children adds them to its own ``local`` tile in one PE stage
+        (``start = max(heads of all children, PE free, local ready)``) and streams the sum
+        on; a leaf injects its tile directly. Without ``broadcast`` the root stores the sum
+        when its stage ends (``start + beta + T``). With ``broadcast`` the root streams the
+        sum straight into these multicast segments (``deliver_all``) from its stage's
+        outgoing head, and every core on them receives it into ``dst_buffer``.
+        """
+        root_idx = self.index(root)
+        children: dict[int, list[tuple[int, str, int]]] = {}
+        parent_of: dict[int, int] = {}
+        for child, path, color in tree:
+            child_idx = self.index(child)
+            parent = self.index(self._walk(child, path)[-1])
+            if child_idx in parent_of:
+                raise SpecError(f"reduction tree: core {child} has two parents")
+            parent_of[child_idx] = parent
+            children.setdefault(parent, []).append((child_idx, path, color))
+        n = self._tiles[root_idx][local].size if local in self._tiles[root_idx] else None
+        if n is None:
+            self._read_deps(root_idx, local)  # raises the clear error
+        t_cycles = float(serialization_cycles(self.spec, n))
+
+        def visit(idx: int) -> tuple[int | None, np.ndarray]:
+            """Node whose completion is the head of ``idx``'s outgoing sum, and the sum."""
+            core = (idx % self.width, idx // self.width)
+            deps = self._read_deps(idx, local)
+            value = self._tiles[idx][local].copy()
+            for child_idx, path, color in children.get(idx, []):
+                child_core = (child_idx % self.width, child_idx // self.width)
+                head, child_value = visit(child_idx)
+                leg = self._transmit(
+                    child_idx, self._walk(child_core, path), path, color, n,
+                    [head] if head is not None else self._read_deps(child_idx, local),
+                    [], True, f"reduce {local}",
+                )
+                if head is None:
+                    self._did_read(child_idx, local, leg)
+                deps.append(leg)
+                value = value + child_value
+            if not children.get(idx):
+                return None, value
+            final = idx == root_idx and not broadcast
+            if idx == root_idx:
+                deps += self._write_deps(idx, dst_buffer)
+            stage = self._node(_STAGE, idx, t_cycles, deps, f"reduce {local} at {core}")
+            self._final[stage] = final
+            self._did_read(idx, local, stage)
+            return stage, value
+
+        head, total = visit(root_idx)
+        if head is None:  # a tree of one core: the root's own tile is the sum
+            head = self._node(
+                _JOIN, root_idx, 0.0,
+                self._read_deps(root_idx, local) + self._write_deps(root_idx, dst_buffer),
+                f"reduce {local}",
+            )
+        self._store(root_idx, dst_buffer, total.copy())
+        self._did_write(root_idx, dst_buffer, head)
+        for segment in broadcast:
+            cores = self._walk(root, segment.path)
+            hops = list(range(1, len(segment.path) + 1))
+            node = self._transmit(
+                root_idx, cores, segment.path, segment.color, n, [head], hops, False,
+                f"broadcast {dst_buffer}",
+            )
+            for hop in hops:
+                idx = self.index(cores[hop])
+                self._delivery(node, hop, idx, dst_buffer, f"recv {dst_buffer}")
+                self._store(idx, dst_buffer, total.copy())
+
+    # --------------------------------------------------------------- timing
+    def run(self) -> ExecutionResult:
+        """Time the recorded program with an event queue and return the results."""
+        if self._executed:
+            raise RuntimeError("this mesh has already run")
+        self._executed = True
+        spec = self.spec
+        alpha, beta = spec.alpha, spec.beta
+        count = len(self._kind)
+        cores = self.width * self.height
+        pending = [len(d) + w for d, w in zip(self._deps, self._awaits_transmit)]
+        dependents: list[list[int]] = [[] for _ in range(count)]
+        for node, deps in enumerate(self._deps):
+            for dep in deps:
+                dependents[dep].append(node)
+        ready = [0.0] * count
+        pe_free = [0.0] * cores
+        busy = [0.0] * cores
+        last = [math.nan] * cores
+        link_free: dict[int, float] = {}
+        link_bytes = np.zeros(cores * 4)
+        trace: list[TraceEvent] = []
+
+        heap: list[tuple[float, int, int, int]] = []
+        seq = 0
+        for node in range(count):
+            if pending[node] == 0:
+                heap.append((0.0, node, node, 0))
+        seq = count
+        heapq.heapify(heap)
+
+        def touch(idx: int, t: float) -> None:
+            if not t <= last[idx]:  # also true while last is nan
+                last[idx] = t
+
+        def satisfy(child: int, t: float) -> None:
+            """One dependency of ``child`` is met at ``t``; queue it when all are."""
+            nonlocal seq
+            if t > ready[child]:
+                ready[child] = t
+            pending[child] -= 1
+            if pending[child] == 0:
+                seq += 1
+                heapq.heappush(heap, (ready[child], seq, child, 0))
+
+        def resolve(node: int, t: float) -> None:
+            for child in dependents[node]:
+                satisfy(child, t)
+
+        kinds, core_of, cycles_of = self._kind, self._core, self._cycles
+        while heap:
+            t, _, node, hop = heapq.heappop(heap)
+            kind = kinds[node]
+            if kind == _TRANSMIT:
+                links = self._links[node]
+                length = cycles_of[node]
+                link = links[hop]
+                start = max(t, link_free.get(link, 0.0))
+                link_free[link] = start + length
+                head = start + alpha
+                if hop == 0:
+                    touch(core_of[node], start + length)
+                if self._trace_enabled:
+                    trace.append(TraceEvent("hop", link // 4, start, start + length, link % 4))
+                delivery = self._deliver[node].get(hop + 1)
+                if delivery is not None:
+                    touch(core_of[delivery], head + length)
+                    satisfy(delivery, head + length)
+                if hop + 1 < len(links):
+                    seq += 1
+                    heapq.heappush(heap, (head, seq, node, hop + 1))
+                else:
+                    resolve(node, head)
+            elif kind == _COMPUTE:
+                idx = core_of[node]
+                start = max(t, pe_free[idx])
+                end = start + cycles_of[node]
+                pe_free[idx] = end
+                busy[idx] += cycles_of[node]
+                touch(idx, end)
+                if self._trace_enabled:
+                    trace.append(TraceEvent(self._label[node], idx, start, end))
+                resolve(node, end)
+            elif kind == _STAGE:
+                idx = core_of[node]
+                start = max(t, pe_free[idx])
+                end = start + beta + cycles_of[node]
+                pe_free[idx] = end
+                busy[idx] += beta + cycles_of[node]
+                touch(idx, end)
+                if self._trace_enabled:
+                    trace.append(TraceEvent(self._label[node], idx, start, end))
+                resolve(node, end if self._final[node] else start + beta)
+            else:  # _JOIN: a delivery or a pure dependency
+                resolve(node, t)
+
+        if any(p > 0 for p in pending):
+            raise RuntimeError("the program's dependencies form a cycle")
+        for node in range(count):
+            if kinds[node] == _TRANSMIT:
+                link_bytes[list(self._links[node])] += self._bytes[node]
+        return ExecutionResult.build(
+            width=self.width,
+            height=self.height,
+            last_event=np.array(last) + spec.launch_overhead_cycles,
+            busy=np.array(busy),
+            link_bytes=link_bytes.reshape(self.height, self.width, 4),
+            peak_memory=np.array(self._peak),
+            routes=np.array([len(r) for r in self._routes]),
+            tiles=self._tiles,
+            trace=trace if self._trace_enabled else None,
+        )

@@ -1,0 +1,35 @@
+"""The timing rules of the abstract machine, shared by the executor and the closed forms.
+
+Keeping them in one place is what lets a closed form be derived from the executor: both
+call these functions, vectorised with numpy. Units: cycles, elements, bytes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from plummer.hardware import HardwareSpec
+
+
+def serialization_cycles(spec: HardwareSpec, elements: ArrayLike) -> np.ndarray:
+    """Cycles a message of ``elements`` occupies each link:
+    ``ceil(n * wire_bytes_per_element / link_bytes_per_cycle)``."""
+    n = np.asarray(elements, dtype=float)
+    return np.ceil(n * spec.wire_bytes_per_element / spec.link_bytes_per_cycle)
+
+
+def compute_cycles(
+    spec: HardwareSpec, fmas: ArrayLike, loops: ArrayLike = 0, vector_ops: ArrayLike = 0
+) -> np.ndarray:
+    """Cycles a local product occupies a core's processor (without fixed overheads).
+
+    ``loops * loop_overhead + vector_ops * vector_op_overhead + fmas / fma_per_cycle``:
+    a cost per outer-loop iteration, per vector instruction issued, and the FMAs at the
+    spec's rate. Fixed per-call costs (step overheads) are added by the kernel.
+    """
+    return (
+        np.asarray(loops, dtype=float) * spec.loop_overhead_cycles
+        + np.asarray(vector_ops, dtype=float) * spec.vector_op_overhead_cycles
+        + np.asarray(fmas, dtype=float) / spec.fma_per_cycle
+    )
