@@ -217,6 +217,14 @@ class Kernel(abc.ABC):
     def execute(self, spec: HardwareSpec, seed: int = 0, trace: bool = False, **params: int) -> KernelRun:
         """Run the kernel on random data on the executor and return output and timing."""
 
+    @abc.abstractmethod
+    def sweep(self) -> list[dict[str, Any]]:
+        """Configurations ``plummer validate`` runs on the executor and the closed form.
+
+        They span small and large meshes (odd and even) and tile sizes, and each runs in
+        well under a second on the executor.
+        """
+
 
 def int_params(kernel: str, params: dict[str, ArrayLike], names: tuple[str, ...]) -> dict[str, np.ndarray]:
     """Check that ``params`` are exactly ``names`` with positive integer values; as int arrays."""

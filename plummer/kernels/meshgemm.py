@@ -19,6 +19,7 @@ Program, on a P x P mesh, logical core (I, J) at physical (ring[J], ring[I]):
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -126,6 +127,16 @@ class MeshGEMM(Kernel):
             routes_per_core=routes,
             mean_core_cycles=spec.launch_overhead_cycles + mean_align + body,
         )
+
+    def sweep(self) -> list[dict[str, Any]]:
+        """Meshes 2x2 to 32x32 (odd and even) with tiles from 1x1x1 to 16x16x16."""
+        tiles = [(1, 1, 1), (2, 3, 1), (1, 8, 2), (4, 4, 4), (8, 8, 8), (16, 16, 16)]
+        return [
+            {"p": p, "q": p, "m": p * mt, "k": p * kt, "n": p * nt}
+            for p in (2, 3, 4, 5, 7, 8, 11, 16, 24, 32)
+            for mt, kt, nt in tiles
+            if p * p * mt * kt * nt <= 32 * 32 * 8 * 8 * 8
+        ]
 
     def execute(self, spec: HardwareSpec, seed: int = 0, trace: bool = False, **params: ArrayLike) -> KernelRun:
         v = scalar_params(gemm_params(self.name, spec, params, square=True))

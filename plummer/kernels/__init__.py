@@ -1,0 +1,44 @@
+"""Kernels: closed-form PLMR costs (vectorised) and executor programs, side by side.
+
+:func:`get_kernel` maps the CLI's names to kernels; :data:`KERNELS` lists them all.
+"""
+
+from __future__ import annotations
+
+from plummer.errors import SpecError
+from plummer.kernels._base import COST_KEYS, Cost, Kernel, KernelRun
+from plummer.kernels.meshgemm import MeshGEMM
+
+#: Every kernel by (family, algorithm). The family is the CLI's KERNEL argument.
+KERNELS: dict[tuple[str, str], Kernel] = {
+    (kernel.family, kernel.name): kernel
+    for kernel in (
+        MeshGEMM(),
+    )
+}
+
+
+def families() -> list[str]:
+    """Kernel families in the order the CLI lists them."""
+    return list(dict.fromkeys(family for family, _ in KERNELS))
+
+
+def algorithms(family: str) -> list[str]:
+    """Algorithms of ``family``."""
+    return [name for fam, name in KERNELS if fam == family]
+
+
+def get_kernel(family: str, algorithm: str) -> Kernel:
+    """The kernel ``algorithm`` of ``family``; a clear error for unknown names."""
+    if family not in families():
+        raise SpecError(f"kernel '{family}' is unknown; allowed: {', '.join(families())}")
+    try:
+        return KERNELS[(family, algorithm)]
+    except KeyError:
+        raise SpecError(
+            f"--algo '{algorithm}' is not an algorithm of '{family}'; allowed: "
+            f"{', '.join(algorithms(family))}"
+        ) from None
+
+
+__all__ = ["COST_KEYS", "Cost", "KERNELS", "Kernel", "KernelRun", "algorithms", "families", "get_kernel"]
