@@ -107,4 +107,7 @@ def write_toml(path: Path, values: dict[str, Any], header: str = "") -> None:
     """Write a flat table of scalars (and lists of scalars) as TOML; ``None`` values are omitted."""
     lines = [f"# {line}" if line else "#" for line in header.splitlines()]
     lines += [f"{key} = {_toml_value(val)}" for key, val in values.items() if val is not None]
-    Path(path).write_text("\n".join(lines) + "\n")
+    try:
+        Path(path).write_text("\n".join(lines) + "\n")
+    except OSError as exc:
+        raise SpecError(f"file '{path}' cannot be written: {exc.strerror}") from None

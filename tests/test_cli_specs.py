@@ -328,15 +328,12 @@ def test_console_script_bad_input():
     assert proc.stderr.count("\n") == 1 and "'no-such-chip'" in proc.stderr
 
 
-# ------------------------------------------------------------ known bugs (strict xfail)
-@pytest.mark.xfail(strict=True, raises=FileNotFoundError,
-                   reason="bug: -o to an unwritable path raises OSError past the CLI handler")
+# ------------------------------------------------------------ bugs found by review (fixed)
 def test_output_to_missing_directory_exits_2(run_cli, tmp_path):
     err = one_line_error(*run_cli("hardware", "show", "wse2", "-o", tmp_path / "no" / "x.toml"))
     assert "x.toml" in err
 
 
-@pytest.mark.xfail(strict=True, reason="bug: --context 0 is reported as field 'seq_len'")
 def test_bad_context_names_context(run_cli):
     err = one_line_error(*run_cli("model", "show", "llama3-8b", "--context", "0"))
     assert "context" in err

@@ -681,9 +681,7 @@ def test_unknown_preset():
         load_model("llama9-1t")
 
 
-# ------------------------------------------------------------ known bugs (strict xfail)
-@pytest.mark.xfail(strict=True, raises=TypeError,
-                   reason="bug: ModelSpec checks `dtype in DTYPE_BYTES` on an unhashable value")
+# ------------------------------------------------------------ bugs found by review (fixed)
 def test_dtype_list_in_toml_is_a_spec_error(tmp_path):
     path = tmp_path / "m.toml"
     save_model(load_model("llama3-8b"), path)
@@ -692,16 +690,12 @@ def test_dtype_list_in_toml_is_a_spec_error(tmp_path):
         load_model(path)
 
 
-@pytest.mark.xfail(strict=True, raises=IsADirectoryError,
-                   reason="bug: model_from_hf_config only turns FileNotFoundError into SpecError")
 def test_hf_config_that_is_a_directory_is_a_spec_error(tmp_path):
     (tmp_path / "config.json").mkdir()
     with pytest.raises(SpecError, match=r"config\.json"):
         model_from_hf_config(tmp_path / "config.json")
 
 
-@pytest.mark.xfail(strict=True, raises=TypeError,
-                   reason="bug: an unhashable architectures[0] is looked up in a dict")
 def test_hf_architecture_entry_not_a_string(tmp_path):
     config = llama3_8b_config() | {"architectures": [{"name": "LlamaForCausalLM"}]}
     with pytest.raises(SpecError, match=r"architecture"):

@@ -42,6 +42,8 @@ def model_from_hf_config(path: str | Path, name: str | None = None) -> ModelSpec
         raise SpecError(f"config '{path}' does not exist") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise SpecError(f"config '{path}' is not valid JSON: {exc}") from None
+    except OSError as exc:
+        raise SpecError(f"config '{path}' cannot be read: {exc.strerror}") from None
     if not isinstance(config, dict):
         raise SpecError(f"config '{path}' must hold a JSON object")
     architectures = config.get("architectures")
@@ -51,7 +53,7 @@ def model_from_hf_config(path: str | Path, name: str | None = None) -> ModelSpec
             f"{', '.join(SUPPORTED_ARCHITECTURES)}"
         )
     arch = architectures[0]
-    if arch not in SUPPORTED_ARCHITECTURES:
+    if not isinstance(arch, str) or arch not in SUPPORTED_ARCHITECTURES:
         raise SpecError(
             f"config '{path}': architecture {arch!r} is not supported; allowed: "
             f"{', '.join(SUPPORTED_ARCHITECTURES)}"
@@ -61,7 +63,15 @@ def model_from_hf_config(path: str | Path, name: str | None = None) -> ModelSpec
     kv_heads = _get_int(path, config, "num_key_value_heads") if "num_key_value_heads" in config else heads
     head_dim = config.get("head_dim") or (hidden // heads if heads else 0)
     qkv_bias = config.get("attention_bias", SUPPORTED_ARCHITECTURES[arch])
-    dtype = _DTYPES.get(str(config.get("torch_dtype", config.get("dtype", "bfloat16"))), "bf16")
+    if not isinstance(qkv_bias, bool):
+        raise SpecError(f"config '{path}': key 'attention_bias' = {qkv_bias!r} must be true or false")
+    torch_dtype = config.get("torch_dtype", config.get("dtype", "bfloat16"))
+    if torch_dtype not in _DTYPES:
+        raise SpecError(
+            f"config '{path}': key 'torch_dtype' = {torch_dtype!r} is not supported; allowed: "
+            f"{', '.join(_DTYPES)}"
+        )
+    dtype = _DTYPES[torch_dtype]
     return ModelSpec(
         name=name or str(config.get("_name_or_path") or path.parent.name or path.stem),
         hidden=hidden,
@@ -72,7 +82,7 @@ def model_from_hf_config(path: str | Path, name: str | None = None) -> ModelSpec
         head_dim=head_dim,
         vocab=_get_int(path, config, "vocab_size"),
         tied_embeddings=bool(config.get("tie_word_embeddings", False)),
-        qkv_bias=bool(qkv_bias),
+        qkv_bias=qkv_bias,
         dtype=dtype,
         source=f"Hugging Face config {path}",
     )

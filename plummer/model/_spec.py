@@ -48,7 +48,7 @@ class ModelSpec:
             f.require_int(owner, name, getattr(self, name), 1)
         f.require_bool(owner, "tied_embeddings", self.tied_embeddings)
         f.require_bool(owner, "qkv_bias", self.qkv_bias)
-        if self.dtype not in DTYPE_BYTES:
+        if not isinstance(self.dtype, str) or self.dtype not in DTYPE_BYTES:
             raise SpecError(
                 f"{owner}: field 'dtype' = {self.dtype!r} must be one of "
                 f"{', '.join(DTYPE_BYTES)}"
@@ -144,6 +144,7 @@ class ModelSpec:
 
     def derived(self, context: int = 4096) -> dict[str, Any]:
         """Derived quantities, as shown by ``plummer model show`` (at ``context`` tokens)."""
+        f.require_int(f"model '{self.name}'", "context", context, 1)
         return {
             "dtype_bytes": self.dtype_bytes,
             "weights_per_layer": self.weights_per_layer,
