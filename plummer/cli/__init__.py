@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from plummer import __version__
-from plummer.cli import _specs
+from plummer.cli import _calibrate, _kernels, _specs
 from plummer.cli._base import CommandLineError, Parser
 from plummer.errors import PlummerError
 
@@ -20,6 +20,8 @@ def build_parser() -> Parser:
     parser.add_argument("--version", action="version", version=f"plummer {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _specs.register(subparsers)
+    _kernels.register(subparsers)
+    _calibrate.register(subparsers)
     return parser
 
 

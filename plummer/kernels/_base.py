@@ -188,6 +188,7 @@ class KernelRun:
             "memory_per_core_bytes": int(ex.peak_memory_bytes.max()),
             "routes_per_core": int(ex.routes_per_core.max()),
             "max_link_bytes": ex.max_link_bytes,
+            "link_waits": ex.link_waits,
             "max_abs_error": self.max_abs_error,
             "correct": self.correct,
         }

@@ -23,7 +23,8 @@ from them. Time is in cycles (floats), sizes in elements of ``spec.dtype_bytes``
    link is busy ``[s, s + T)``, and the head reaches the next router at ``s + alpha``.
    Links serve requests in the order of their request times (ties: program order), so
    contention is exact. Routers buffer a waiting head without holding upstream links.
-   A core that receives the message has it in memory at ``head + T``. So an uncontended
+   A core that receives the message has it in memory at ``head + T``. (Tiles are never
+   changed in place, so a delivery shares the sender's array.) So an uncontended
    unicast over ``h`` hops takes ``h * alpha + T``; a multicast delivers at every core on
    its path, each at its own ``head + T``.
 5. **Processor stages.** Where a message must be handled by a core's PE (relay, or
@@ -57,6 +58,7 @@ from __future__ import annotations
 
 import heapq
 import math
+from functools import lru_cache
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -145,6 +147,15 @@ class Mesh:
         self._deps: list[list[int]] = []
         self._label: list[str] = []
         self._executed = False
+        self._walks: dict[tuple[Core, str], list[Core]] = {}  # path -> cores it visits
+        self._configured: dict[tuple, tuple[int, ...]] = {}  # route already checked -> links
+        # the rules of _rules.py, cached per argument: a program repeats a few sizes
+        self._serialization = lru_cache(maxsize=None)(
+            lambda n: float(serialization_cycles(spec, n))
+        )
+        self._compute_cycles = lru_cache(maxsize=None)(
+            lambda fmas, loops, ops: float(compute_cycles(spec, fmas, loops, ops))
+        )
 
     # ----------------------------------------------------------------- geometry
     def index(self, core: Core) -> int:
@@ -155,6 +166,9 @@ class Mesh:
         return y * self.width + x
 
     def _walk(self, src: Core, path: str) -> list[Core]:
+        known = self._walks.get((src, path))
+        if known is not None:
+            return known
         cores = [src]
         x, y = src
         for step in path:
@@ -164,6 +178,7 @@ class Mesh:
             x, y = x + dx, y + dy
             self.index((x, y))
             cores.append((x, y))
+        self._walks[(src, path)] = cores
         return cores
 
     # ------------------------------------------------------------------ memory
@@ -271,7 +286,14 @@ class Mesh:
         ``delivered`` lists the hop numbers (1-based positions in ``cores``) whose core
         receives a copy into memory; ``to_pe`` hands the message to the last core's PE.
         """
-        node = self._node(_TRANSMIT, src, float(serialization_cycles(self.spec, n)), deps, label)
+        node = self._node(_TRANSMIT, src, self._serialization(n), deps, label)
+        key = (src, path, color, tuple(delivered), to_pe)
+        known = self._configured.get(key)
+        if known is not None:  # the same route again: already configured and checked
+            self._links[node] = known
+            self._deliver[node] = {}
+            self._bytes[node] = n * self.spec.dtype_bytes
+            return node
         links = []
         hops = len(path)
         delivered_set = set(delivered)
@@ -290,7 +312,7 @@ class Mesh:
             self._configure(last, color, _OPPOSITE[path[-1]], frozenset({RAMP}))
         else:
             raise SpecError("a message must end at a core that receives it")
-        self._links[node] = tuple(links)
+        self._links[node] = self._configured[key] = tuple(links)
         self._deliver[node] = {}
         self._bytes[node] = n * self.spec.dtype_bytes
         return node
@@ -326,7 +348,7 @@ class Mesh:
             deps += self._read_deps(idx, name)
         if output in self._tiles[idx]:
             deps += self._write_deps(idx, output)
-        cycles = overhead + float(compute_cycles(self.spec, fmas, loops, vector_ops))
+        cycles = overhead + self._compute_cycles(fmas, loops, vector_ops)
         node = self._node(_COMPUTE, idx, cycles, deps, f"compute {output}")
         result = fn(*(self._tiles[idx][name] for name in inputs))
         for name in inputs:
@@ -370,7 +392,7 @@ class Mesh:
         for hop in hops:
             idx = self.index(cores[hop])
             delivery = self._delivery(node, hop, idx, dst_buffer, f"recv {dst_buffer}")
-            self._store(idx, dst_buffer, array.copy())
+            self._store(idx, dst_buffer, array)
             if receive_overhead:
                 task = self._node(
                     _COMPUTE, idx, receive_overhead, [delivery], f"complete recv {dst_buffer}"
@@ -387,7 +409,7 @@ class Mesh:
         src_idx = self.index(src)
         deps = self._read_deps(src_idx, buffer)
         value = self._tiles[src_idx][buffer]
-        t_cycles = float(serialization_cycles(self.spec, value.size))
+        t_cycles = self._serialization(value.size)
         reader: tuple[int, str] | None = (src_idx, buffer)
         here = src
         for number, segment in enumerate(segments):
@@ -403,7 +425,7 @@ class Mesh:
             for hop in hops:
                 idx = self.index(cores[hop])
                 self._delivery(node, hop, idx, dst_buffer, f"recv {dst_buffer}")
-                self._store(idx, dst_buffer, value.copy())
+                self._store(idx, dst_buffer, value)
             here = cores[-1]
             idx = self.index(here)
             stage = self._node(
@@ -411,7 +433,7 @@ class Mesh:
                 f"relay {buffer}",
             )
             self._final[stage] = number == len(segments) - 1
-            self._store(idx, dst_buffer, value.copy())
+            self._store(idx, dst_buffer, value)
             self._did_write(idx, dst_buffer, stage)
             deps = [stage]
 
@@ -448,13 +470,13 @@ class Mesh:
         n = self._tiles[root_idx][local].size if local in self._tiles[root_idx] else None
         if n is None:
             self._read_deps(root_idx, local)  # raises the clear error
-        t_cycles = float(serialization_cycles(self.spec, n))
+        t_cycles = self._serialization(n)
 
         def visit(idx: int) -> tuple[int | None, np.ndarray]:
             """Node whose completion is the head of ``idx``'s outgoing sum, and the sum."""
             core = (idx % self.width, idx // self.width)
             deps = self._read_deps(idx, local)
-            value = self._tiles[idx][local].copy()
+            value = self._tiles[idx][local]
             for child_idx, path, color in children.get(idx, []):
                 child_core = (child_idx % self.width, child_idx // self.width)
                 head, child_value = visit(child_idx)
@@ -484,7 +506,7 @@ class Mesh:
                 self._read_deps(root_idx, local) + self._write_deps(root_idx, dst_buffer),
                 f"reduce {local}",
             )
-        self._store(root_idx, dst_buffer, total.copy())
+        self._store(root_idx, dst_buffer, total)
         self._did_write(root_idx, dst_buffer, head)
         for segment in broadcast:
             cores = self._walk(root, segment.path)
@@ -496,7 +518,7 @@ class Mesh:
             for hop in hops:
                 idx = self.index(cores[hop])
                 self._delivery(node, hop, idx, dst_buffer, f"recv {dst_buffer}")
-                self._store(idx, dst_buffer, total.copy())
+                self._store(idx, dst_buffer, total)
 
     # --------------------------------------------------------------- timing
     def run(self) -> ExecutionResult:
@@ -520,6 +542,7 @@ class Mesh:
         link_free: dict[int, float] = {}
         link_bytes = np.zeros(cores * 4)
         trace: list[TraceEvent] = []
+        waits = 0  # hops whose head found its link busy (contention)
 
         heap: list[tuple[float, int, int, int]] = []
         seq = 0
@@ -555,7 +578,10 @@ class Mesh:
                 links = self._links[node]
                 length = cycles_of[node]
                 link = links[hop]
-                start = max(t, link_free.get(link, 0.0))
+                free = link_free.get(link, 0.0)
+                if free > t:
+                    waits += 1
+                start = max(t, free)
                 link_free[link] = start + length
                 head = start + alpha
                 if hop == 0:
@@ -607,6 +633,7 @@ class Mesh:
             link_bytes=link_bytes.reshape(self.height, self.width, 4),
             peak_memory=np.array(self._peak),
             routes=np.array([len(r) for r in self._routes]),
+            link_waits=waits,
             tiles=self._tiles,
             trace=trace if self._trace_enabled else None,
         )

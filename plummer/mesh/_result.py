@@ -48,6 +48,8 @@ class ExecutionResult:
     """Distinct colors configured at each core."""
     tiles: list[dict[str, np.ndarray]]
     """Final tiles of each core (linear index ``y * width + x``)."""
+    link_waits: int
+    """Hops whose head found its link busy: 0 means no link was shared at once."""
     trace: list[TraceEvent] | None = None
 
     @classmethod
@@ -61,6 +63,7 @@ class ExecutionResult:
         peak_memory: np.ndarray,
         routes: np.ndarray,
         tiles: list[dict[str, np.ndarray]],
+        link_waits: int,
         trace: list[TraceEvent] | None,
     ) -> ExecutionResult:
         """Assemble a result from the executor's per-core lists."""
@@ -80,6 +83,7 @@ class ExecutionResult:
             peak_memory_bytes=peak_memory.reshape(shape),
             routes_per_core=routes.reshape(shape),
             tiles=tiles,
+            link_waits=link_waits,
             trace=trace,
         )
 

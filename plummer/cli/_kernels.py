@@ -1,0 +1,130 @@
+"""``plummer cost``, ``plummer run`` and ``plummer validate``: kernels from the CLI."""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+import pandas as pd
+
+from plummer.cli._base import CommandLineError, add_json_flag, parse_mesh, print_fields, print_json
+from plummer.hardware import load_hardware
+from plummer.kernels import algorithms, families, get_kernel
+from plummer.validate import VALIDATION_FAMILIES, summarize, validate_kernels
+
+#: The algorithm each family uses when ``--algo`` is not given.
+DEFAULT_ALGO = {"gemm": "meshgemm", "allreduce": "ktree", "broadcast": "multicast", "gemv": "ktree", "shift": "shift"}
+
+#: CLI flag -> kernel parameter name.
+_FLAGS = {
+    "m": "m", "k": "k", "n": "n", "k_tree": "k_tree", "group_num": "group_num",
+    "distance": "distance", "axis": "axis",
+}
+
+
+def _add_kernel_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("kernel", choices=families(), metavar="KERNEL", help=f"one of {', '.join(families())}")
+    parser.add_argument("--algo", help="algorithm (default: meshgemm for gemm, ktree for allreduce and gemv)")
+    parser.add_argument("--mesh", required=True, help="mesh PxQ in cores (P columns, Q rows), e.g. 16x16")
+    parser.add_argument("--m", type=int, help="rows of A (gemm), length of x (gemv), rows of the matrix (shift)")
+    parser.add_argument("--k", type=int, help="inner dimension (gemm)")
+    parser.add_argument("--n", type=int, help="columns of B / W / the matrix; vector length per core (allreduce, broadcast)")
+    parser.add_argument("--axis", choices=("x", "y"), help="mesh axis to reduce, broadcast or shift along")
+    parser.add_argument("--k-tree", dest="k_tree", type=int, help="levels K of the K-tree allreduce")
+    parser.add_argument("--group-num", dest="group_num", type=int, help="groups in the first K-tree level")
+    parser.add_argument("--distance", type=int, help="cores to shift by (shift)")
+    parser.add_argument("--hardware", default="wse3", help="hardware preset or TOML file (default wse3)")
+    add_json_flag(parser)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    cost = subparsers.add_parser("cost", help="closed-form PLMR cost of a kernel",
+                                 description="Closed-form cost of a kernel with its breakdown.")
+    _add_kernel_options(cost)
+    cost.set_defaults(func=_cost)
+    run = subparsers.add_parser("run", help="run a kernel on the exact mesh executor",
+                                description="Run a kernel on random data on the exact mesh executor.")
+    _add_kernel_options(run)
+    run.add_argument("--seed", type=int, default=0, help="random seed of the operands (default 0)")
+    run.set_defaults(func=_run)
+    val = subparsers.add_parser(
+        "validate", help="closed forms vs the executor over a sweep",
+        description="Run each kernel's sweep on the executor and the closed form; print "
+        "predicted vs executed cycles with the relative error, and the mean and max per algorithm.",
+    )
+    val.add_argument("which", choices=(*VALIDATION_FAMILIES, "all"), metavar="WHICH",
+                     help=f"one of {', '.join(VALIDATION_FAMILIES)}, all")
+    val.add_argument("--hardware", default="wse3", help="hardware preset or TOML file (default wse3)")
+    add_json_flag(val)
+    val.set_defaults(func=_validate)
+
+
+def _kernel_and_params(args: argparse.Namespace):
+    spec = load_hardware(args.hardware)
+    kernel = get_kernel(args.kernel, args.algo or DEFAULT_ALGO[args.kernel])
+    p, q = parse_mesh(args.mesh)
+    params: dict[str, object] = {"p": p, "q": q}
+    for flag, name in _FLAGS.items():
+        value = getattr(args, flag)
+        if name in kernel.parameters:
+            if value is None and name not in getattr(kernel, "optional", ()):
+                raise CommandLineError(
+                    f"{args.kernel} --algo {kernel.name} needs --{flag.replace('_', '-')}"
+                )
+            if value is not None:
+                params[name] = value
+        elif value is not None:
+            raise CommandLineError(
+                f"--{flag.replace('_', '-')} does not apply to {args.kernel} --algo {kernel.name}; "
+                f"its parameters: {', '.join(kernel.parameters)}"
+            )
+    return spec, kernel, params
+
+
+def _cost(args: argparse.Namespace) -> None:
+    spec, kernel, params = _kernel_and_params(args)
+    payload = {"kernel": args.kernel, "algo": kernel.name, "hardware": spec.name, **params}
+    payload |= kernel.cost(spec, **params).as_dict()
+    if args.json:
+        print_json(payload)
+    else:
+        print_fields(payload, title=f"closed-form cost ({spec.name})")
+
+
+def _run(args: argparse.Namespace) -> None:
+    spec, kernel, params = _kernel_and_params(args)
+    run = kernel.execute(spec, seed=args.seed, **params)
+    cost = kernel.cost(spec, **params)
+    payload = {"kernel": args.kernel, "algo": kernel.name, "hardware": spec.name, **params}
+    payload |= {
+        **run.as_dict(),
+        "compute_cycles": float(cost.compute_cycles),
+        "predicted_cycles": float(cost.cycles),
+        "predicted_rel_error": abs(float(cost.cycles) - run.execution.cycles) / run.execution.cycles,
+        "hops": float(cost.hops),
+        "routing_stages": float(cost.routing_stages),
+    }
+    payload["comm_cycles"] = payload["cycles"] - payload["compute_cycles"]
+    if args.json:
+        print_json(payload)
+    else:
+        print_fields(payload, title=f"executed on the mesh ({spec.name})")
+
+
+def _validate(args: argparse.Namespace) -> None:
+    spec = load_hardware(args.hardware)
+    chosen = [f for f in VALIDATION_FAMILIES if f in families()] if args.which == "all" else [args.which]
+    table = validate_kernels(spec, chosen, progress=not args.json)
+    summary = summarize(table)
+    if args.json:
+        print_json({
+            "hardware": spec.name,
+            "rows": table.to_dict(orient="records"),
+            "summary": summary.to_dict(orient="records"),
+        })
+        return
+    with pd.option_context("display.max_rows", None, "display.width", 160,
+                           "display.float_format", lambda v: f"{v:,.4g}" if not math.isnan(v) else "-"):
+        print(table.drop(columns=["family"]).to_string(index=False))
+        print()
+        print(summary.to_string(index=False))
