@@ -22,6 +22,7 @@ def build_parser() -> Parser:
     _specs.register(subparsers)
     _kernels.register(subparsers)
     _calibrate.register(subparsers)
+    _kernels.register_benchmark(subparsers)
     return parser
 
 

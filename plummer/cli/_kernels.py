@@ -128,3 +128,26 @@ def _validate(args: argparse.Namespace) -> None:
         print(table.drop(columns=["family"]).to_string(index=False))
         print()
         print(summary.to_string(index=False))
+
+
+def register_benchmark(subparsers: argparse._SubParsersAction) -> None:
+    bench = subparsers.add_parser(
+        "benchmark", help="speed of the executor and the closed forms",
+        description="Time the executor (MeshGEMM 32x32 and 64x64 with 8x8x8 tiles, K-tree "
+        "allreduce 64x64) and the closed forms (vectorised and scalar); medians of repeats.",
+    )
+    bench.add_argument("--hardware", default="wse3", help="hardware preset or TOML (default wse3)")
+    bench.add_argument("--repeats", type=int, default=3, help="runs per figure; the median is shown")
+    bench.add_argument("--quick", action="store_true", help="skip the 64x64 MeshGEMM run")
+    add_json_flag(bench)
+    bench.set_defaults(func=_benchmark)
+
+
+def _benchmark(args: argparse.Namespace) -> None:
+    from plummer.benchmark import run_benchmark
+
+    figures = run_benchmark(load_hardware(args.hardware), repeats=args.repeats, large=not args.quick)
+    if args.json:
+        print_json(figures)
+    else:
+        print_fields(figures, title="benchmark (medians)")

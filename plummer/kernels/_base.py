@@ -85,7 +85,7 @@ class Cost:
                 )
             )
         )
-        total, compute, hop, stages, memory, routes, mean = (np.array(p) for p in parts)
+        total, compute, hop, stages, memory, routes, mean = parts
         return cls(
             cycles=total,
             compute_cycles=compute,
