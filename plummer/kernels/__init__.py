@@ -8,12 +8,15 @@ from __future__ import annotations
 from plummer.errors import SpecError
 from plummer.kernels._base import COST_KEYS, Cost, Kernel, KernelRun
 from plummer.kernels.meshgemm import MeshGEMM
+from plummer.kernels.summa import SUMMA, SUMMARelay
 
 #: Every kernel by (family, algorithm). The family is the CLI's KERNEL argument.
 KERNELS: dict[tuple[str, str], Kernel] = {
     (kernel.family, kernel.name): kernel
     for kernel in (
         MeshGEMM(),
+        SUMMA(),
+        SUMMARelay(),
     )
 }
 

@@ -66,9 +66,12 @@ def _step_compute(spec: HardwareSpec, mt: ArrayLike, kt: ArrayLike, nt: ArrayLik
 
 
 def _memory(spec: HardwareSpec, p, q, panels, mt, kt, nt) -> np.ndarray:
-    """Bytes per core: own A and B panels, two receive buffers each, and C."""
+    """Bytes per core: own A and B panels, C, and the receive buffers: two per operand
+    (one when a core receives only one panel of it, as on a 2-wide axis)."""
     own = mt * kt * (panels // p) + kt * nt * (panels // q)
-    return (own + 2 * mt * kt + 2 * kt * nt + mt * nt) * spec.dtype_bytes
+    recv_a = np.minimum(2, panels - panels // p)
+    recv_b = np.minimum(2, panels - panels // q)
+    return (own + recv_a * mt * kt + recv_b * kt * nt + mt * nt) * spec.dtype_bytes
 
 
 def _execute(kernel: Kernel, spec: HardwareSpec, relay: bool, seed: int, trace: bool,
@@ -111,7 +114,7 @@ def _execute(kernel: Kernel, spec: HardwareSpec, relay: bool, seed: int, trace: 
         for y in range(q):
             _line(mesh, relay, (o, y), f"A{s}", o, p, "E", "W", 0, f"Ar{s % 2}")
         for x in range(p):
-            _line(mesh, relay, (x, r), f"B{s}", r, q, "S", "N", p + 1, f"Br{s % 2}")
+            _line(mesh, relay, (x, r), f"B{s}", r, q, "S", "N", 4 if relay else p + 1, f"Br{s % 2}")
 
     broadcast(0)
     for s in range(panels):
