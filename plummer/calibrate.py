@@ -255,7 +255,7 @@ def calibrate(
         sigma = np.sqrt(np.clip(np.diag(cov), 0.0, None))
     except np.linalg.LinAlgError:
         sigma = np.full(len(identified), np.nan)
-    fitted = dict(zip(identified, result.x))
+    fitted = {name: float(value) for name, value in zip(identified, result.x)}
     spec = base.replace(
         **fitted,
         uncalibrated=tuple(k for k in base.uncalibrated if k not in fitted),

@@ -82,8 +82,8 @@ def test_hardware_show_json(run_cli):
     assert payload["route_budget"] == 21
     assert payload["input_queues"] == 8
     assert payload["memory_bytes"] == 49152
-    assert set(payload["uncalibrated"]) == set(CALIBRATABLE)
-    assert {"alpha", "beta", "fma_per_cycle"} <= set(payload["uncalibrated"])
+    assert payload["uncalibrated"] == []  # the preset carries fitted values
+    assert "fitted" in payload["calibration"]
 
 
 def test_hardware_show_text(run_cli):
@@ -228,7 +228,7 @@ def test_bad_toml_file_exits_2(run_cli, tmp_path):
         (("reserved_colors = 3", "reserved_colors = 24"), ["'reserved_colors' = 24", "'colors'"]),
         (("memory_bytes = 49152", "memory_bytes = 0"), ["'memory_bytes' = 0", ">= 1"]),
         (("clock_ghz = 1.1", "clock_ghz = 1.1\nturbo = true"), ["'turbo'", "unknown"]),
-        (("alpha = 1.0", ""), ["'alpha'", "missing"]),
+        (("alpha = 2.845", ""), ["'alpha'", "missing"]),
     ],
 )
 def test_bad_hardware_file_exits_2(replace, names, run_cli, tmp_path):

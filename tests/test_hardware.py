@@ -75,7 +75,7 @@ def test_presets_listed():
     assert {"wse2", "wse3", "generic-mesh"} <= set(hardware_presets())
 
 
-@pytest.mark.parametrize("name", ["wse2", "wse3", "generic-mesh"])
+@pytest.mark.parametrize("name", ["wse2", "generic-mesh"])
 def test_preset_loads_and_is_uncalibrated(name):
     spec = load_hardware(name)
     assert isinstance(spec, HardwareSpec)
@@ -84,7 +84,7 @@ def test_preset_loads_and_is_uncalibrated(name):
     assert UNPUBLISHED_AT_LEAST <= set(spec.uncalibrated)
     assert set(spec.uncalibrated) == set(CALIBRATABLE)
     assert isinstance(spec.uncalibrated, tuple)
-    assert "uncalibrated" in spec.calibration
+    assert "uncalibrated" in spec.calibration or "no WSE-2 data" in spec.calibration
 
 
 def test_calibratable_names_are_float_fields():
@@ -106,7 +106,7 @@ def test_wse2_derived():
     assert spec.cores == 753_972  # 757 * 996
     assert spec.memory_total_bytes == 37_059_231_744  # 753,972 * 49,152
     assert spec.link_elements_per_cycle == 1.0  # 4-byte wavelet / 4 wire bytes per fp16
-    assert spec.peak_flops == pytest.approx(2 * 753_972 * 1.1e9)  # 1 FMA = 2 FLOPs
+    assert spec.peak_flops == pytest.approx(2 * 4.0 * 753_972 * 1.1e9)  # SIMD-4, 1 FMA = 2 FLOPs
 
 
 def test_wse3_derived():
@@ -115,7 +115,7 @@ def test_wse3_derived():
     assert spec.cores == 893_064  # 762 * 1172
     assert spec.memory_total_bytes == 43_895_881_728  # 893,064 * 49,152
     assert spec.link_elements_per_cycle == 1.0
-    assert spec.peak_flops == pytest.approx(2 * 893_064 * 1.1e9)
+    assert spec.peak_flops == pytest.approx(2 * spec.fma_per_cycle * 893_064 * 1.1e9)
 
 
 def test_generic_mesh_derived():
@@ -389,3 +389,11 @@ def test_replace_revalidates():
     message = r"'reserved_colors' = 24 must be smaller than 'colors' = 24"
     with pytest.raises(SpecError, match=message):
         load_hardware("wse2").replace(reserved_colors=24)
+
+
+def test_wse3_preset_carries_the_fitted_values():
+    spec = load_hardware("wse3")
+    assert spec.uncalibrated == ()
+    assert "fitted" in spec.calibration
+    # the orders of magnitude DESIGN.md and the measurements suggest
+    assert 1.0 < spec.alpha < 5.0 and 5.0 < spec.beta < 30.0 and 1.0 < spec.fma_per_cycle < 16.0

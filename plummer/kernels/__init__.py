@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from plummer.errors import SpecError
 from plummer.kernels._base import COST_KEYS, Cost, Kernel, KernelRun
+from plummer.kernels import allreduce, broadcast, gemv, shift
 from plummer.kernels.meshgemm import MeshGEMM
 from plummer.kernels.summa import SUMMA, SUMMARelay
 
@@ -17,6 +18,10 @@ KERNELS: dict[tuple[str, str], Kernel] = {
         MeshGEMM(),
         SUMMA(),
         SUMMARelay(),
+        *allreduce.KERNELS,
+        *broadcast.KERNELS,
+        *gemv.KERNELS,
+        *shift.KERNELS,
     )
 }
 

@@ -1,0 +1,670 @@
+"""Allreduce and reduce of a vector along one mesh axis: pipeline, pipeline-mid, K-tree, ring.
+
+Every row (``axis="x"``) or every column (``axis="y"``) of a ``p`` x ``q`` mesh holds one
+vector of ``n`` elements per core and reduces it independently; a line has ``length`` =
+``p`` (or ``q``) cores at positions ``0 .. length-1`` (west to east, or north to south).
+A scalar allreduce (RMSNorm sums, softmax max and sum) is the same kernel with ``n = 1``.
+
+Chain trees (pipeline, pipeline-mid, K-tree)
+--------------------------------------------
+All three are one :meth:`Mesh.reduce` per line over a *chain tree* of ``K`` levels. Level
+``l`` groups its super-cores (the level-``l-1`` roots, spaced ``d_l`` cores apart; level
+1: every core, ``d_1 = 1``) into groups of ``s_l`` consecutive ones; the super-core at
+index ``a_l`` of each group is its root; the others chain-reduce towards it from both
+ends (``a_l`` stages from the first, ``b_l = s_l - 1 - a_l`` from the last), each edge a
+pass-through path of ``d_l`` hops into one add-and-forward stage (rule 5). A core that is
+a root at several levels adds all its children in one stage. ``d_{l+1} = s_l d_l``.
+
+- ``pipeline``: one level, ``s = length``, root at the end ``a = length - 1``;
+- ``pipeline-mid``: one level, root in the middle ``a = length // 2`` (the K-tree, K = 1);
+- ``ktree``: ``K = k_tree`` levels, ``a_l = s_l // 2``. Level 1 has ``group_num`` groups
+  of ``length / group_num`` cores; the ``group_num`` roots are split again by the same
+  rule with ``K - 1`` levels, where each level's group size is the divisor of what is
+  left nearest to ``(what is left)^(1 / levels left)``; the top level is one chain.
+  ``group_num = 0`` (or absent) picks level 1 by that rule too (about ``length^(1/K)``
+  cores per group). K = 2 is exactly the measured MeshGEMV: ``g`` groups, chains from
+  both ends to each group's middle, then the group roots chain-reduce (pass-through
+  between roots, one stage per group root) to the global root
+  ``(g // 2) (length / g) + (length / g) // 2``.
+
+The allreduce then multicasts the sum from the root's stage back along the line (one
+segment each way, ``alpha`` per hop, no ``beta``; rule 5: reduce+broadcast pays ``T``
+once). The ``reduce-*`` kernels stop at the root. Before the reduction every core's PE
+activates the kernel's message tasks, one per reduction level and one for the broadcast:
+``(K + 1) * message_overhead`` (``K`` without broadcast; the pipelines have K = 1).
+
+Colors: level ``l`` uses ``4 (l-1) + {0,1}`` towards the root from the start of a group
+and ``4 (l-1) + {2,3}`` from its end (the last digit alternates along a chain, so no core
+receives and sends on one color); the broadcast uses ``4K`` and ``4K + 1``. The global
+root configures the most: ``[a_l >= 1] + [b_l >= 1]`` per level plus one per broadcast
+direction (``K + 1`` routes per side of the root).
+
+Ring
+----
+Reduce-scatter then all-gather on the INTERLEAVE ring (:mod:`plummer.kernels._ring`, edges
+of <= 2 hops): the vector is cut into ``length`` chunks of ``c = n / length``; in each of
+the ``length - 1`` reduce-scatter steps every core sends one chunk to its ring successor,
+which adds it to its own (store-and-forward: the sender's PE activates the message,
+``message_overhead``; the chunk crosses the edge, ``h alpha + T(c)``; the receiver's PE
+completes it, ``message_overhead``; then adds it, one vector op plus ``c`` FMAs at the
+FMA rate). The ``length - 1`` all-gather steps forward the summed chunks the same way
+without the add.
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, ClassVar
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from plummer.errors import SpecError
+from plummer.hardware import HardwareSpec
+from plummer.kernels._base import Cost, Kernel, KernelRun, int_params, require
+from plummer.kernels._gemm import random_operands, scalar_params
+from plummer.kernels._ring import edge_color, interleave_ring, ring_edge
+from plummer.mesh import Mesh, Segment, compute_cycles, serialization_cycles
+
+AXES = ("x", "y")
+
+#: (towards higher positions, towards lower positions) per axis.
+_STEPS = {"x": ("E", "W"), "y": ("S", "N")}
+
+
+# ------------------------------------------------------------------ parameters
+def _nonnegative_int(kernel: str, name: str, value: ArrayLike) -> np.ndarray:
+    array = np.asarray(value)
+    if array.dtype == bool or not (
+        np.issubdtype(array.dtype, np.integer)
+        or (np.issubdtype(array.dtype, np.floating) and np.all(np.mod(array, 1) == 0))
+    ):
+        raise SpecError(f"{kernel}: parameter '{name}' = {array.ravel()[0]!r} must be an integer")
+    array = array.astype(np.int64)
+    require(kernel, array >= 0, name, array, "must be >= 0 (0 = the default)")
+    return array
+
+
+def check_axis(kernel: str, axis: Any) -> str:
+    """``axis`` if it is ``"x"`` or ``"y"``, else a :class:`SpecError` naming it."""
+    if not isinstance(axis, str) or axis not in AXES:
+        raise SpecError(f"{kernel}: parameter 'axis' = {axis!r} must be 'x' or 'y'")
+    return axis
+
+
+def line_params(
+    kernel: str, spec: HardwareSpec, params: dict[str, Any], names: tuple[str, ...]
+) -> tuple[dict[str, np.ndarray], str]:
+    """Validate ``names`` (positive integers; ``group_num`` >= 0, default 0; ``k_tree``
+    default 2) and ``axis`` (default ``"x"``); the mesh must fit the fabric and have at
+    least 2 cores along the axis. Returns the int arrays and the axis."""
+    params = dict(params)
+    axis = check_axis(kernel, params.pop("axis", "x"))
+    group = None
+    if "group_num" in names:
+        group = _nonnegative_int(kernel, "group_num", params.pop("group_num", 0))
+    if "k_tree" in names:
+        params.setdefault("k_tree", 2)
+    values = int_params(kernel, params, tuple(n for n in names if n != "group_num"))
+    if group is not None:
+        values["group_num"] = group
+    p, q = values["p"], values["q"]
+    require(kernel, p <= spec.fabric_width, "p", p, f"exceeds the fabric width {spec.fabric_width}")
+    require(kernel, q <= spec.fabric_height, "q", q, f"exceeds the fabric height {spec.fabric_height}")
+    along = "p" if axis == "x" else "q"
+    require(kernel, values[along] >= 2, along, values[along], f"must be >= 2: the reduction runs along axis '{axis}'")
+    return values, axis
+
+
+def along(values: dict[str, np.ndarray], axis: str) -> tuple[np.ndarray, np.ndarray]:
+    """(cores along the axis, number of independent lines)."""
+    return (values["p"], values["q"]) if axis == "x" else (values["q"], values["p"])
+
+
+# ------------------------------------------------------------- tree structure
+@lru_cache(maxsize=None)
+def _default_groups(levels: int, length: int) -> int:
+    """Groups at the bottom level for ``length`` cores and ``levels`` levels: ``length / s``
+    with ``s`` the divisor of ``length`` nearest ``length^(1/levels)`` (ties: the smaller)."""
+    if levels <= 1 or length <= 1:
+        return 1
+    target = length ** (1.0 / levels)
+    divisors = {d for i in range(1, math.isqrt(length) + 1) if length % i == 0 for d in (i, length // i)}
+    size = min(sorted(divisors), key=lambda s: abs(math.log(s / target)))
+    return length // size
+
+
+@lru_cache(maxsize=None)
+def _group_table(kmax: int, lmax: int) -> np.ndarray:
+    """``table[levels, length]`` = :func:`_default_groups` (a lookup for vectorised use)."""
+    return np.array(
+        [[_default_groups(k, n) for n in range(lmax + 1)] for k in range(kmax + 1)], dtype=np.int64
+    )
+
+
+@dataclass(frozen=True)
+class Levels:
+    """Chain-tree structure, vectorised: ``levels[l] = (s_l, a_l, d_l)`` int arrays."""
+
+    length: np.ndarray
+    levels: tuple[tuple[np.ndarray, np.ndarray, np.ndarray], ...]
+
+    def scalar(self) -> list[tuple[int, int, int]]:
+        """The levels of a single configuration as Python ints."""
+        return [(int(np.ravel(s)[0]), int(np.ravel(a)[0]), int(np.ravel(d)[0])) for s, a, d in self.levels]
+
+
+def pipeline_levels(length: np.ndarray, middle: bool) -> Levels:
+    """One chain over the whole line, root at the end (or in the middle)."""
+    root = length // 2 if middle else length - 1
+    return Levels(length, ((length, root, np.ones_like(length)),))
+
+
+def ktree_levels(length: np.ndarray, k: np.ndarray, group_num: np.ndarray) -> Levels:
+    """K-tree levels (module docstring); ``group_num = 0`` means the default."""
+    length, k, group_num = np.broadcast_arrays(length, k, group_num)
+    kmax = int(k.max()) if k.size else 1
+    lmax = max(1024, 1 << int(length.max() if length.size else 1).bit_length())
+    table = _group_table(kmax, lmax)
+    current = length.copy()
+    spacing = np.ones_like(length)
+    levels = []
+    for level in range(1, kmax + 1):
+        left = np.clip(k - level + 1, 0, kmax)  # levels still to build, this one included
+        default = table[left, current]
+        groups = np.where(left <= 1, 1, np.where((level == 1) & (group_num > 0), group_num, default))
+        size = current // groups
+        levels.append((size, size // 2, spacing))
+        spacing = spacing * size
+        current = groups
+    return Levels(length, tuple(levels))
+
+
+def check_ktree(kernel: str, length: np.ndarray, k: np.ndarray, group_num: np.ndarray) -> None:
+    """``group_num`` must divide the line (and be 1 or 0 for K = 1)."""
+    require(
+        kernel, (group_num == 0) | (length % np.maximum(group_num, 1) == 0), "group_num", group_num,
+        "must divide the number of cores along the axis (or be 0 for the default)",
+    )
+    require(kernel, (k > 1) | (group_num <= 1), "group_num", group_num, "must be 0 or 1 when k_tree = 1")
+
+
+# --------------------------------------------------------------- closed form
+@dataclass(frozen=True)
+class ChainTiming:
+    """Chain-tree timing relative to the moment every core's operand is ready (cycles).
+
+    ``makespan`` / ``mean``: last event over cores / mean over cores of each core's last
+    event; ``hops`` / ``stages``: pass-through hops and PE stages on the critical path;
+    ``root``: the root's position; ``routes``: most colors at any core.
+    """
+
+    makespan: np.ndarray
+    mean: np.ndarray
+    hops: np.ndarray
+    stages: np.ndarray
+    root: np.ndarray
+    routes: np.ndarray
+
+
+def chain_timing(spec: HardwareSpec, tree: Levels, elements: ArrayLike, broadcast: bool) -> ChainTiming:
+    """Closed form of a chain-tree reduce (and broadcast), from rules 4 and 5.
+
+    An uncontended edge of ``d`` hops adds ``d alpha`` to the head and the receiving
+    stage ``beta`` before the sum's head leaves, so along a level-``l`` chain each
+    super-core's head leaves ``beta + d_l alpha`` after its predecessor's; every group of
+    a level is identical, so all level-``l`` roots send their head at
+    ``F_l = F_{l-1} + a_l (beta + d_l alpha)`` (``F_0 = 0``: leaves inject at once; the
+    side with ``a_l >= b_l`` members is the later one). A core's last event is its
+    stage's end, ``head + T`` (a leaf: its tail leaving), so without broadcast the
+    makespan is ``F_K + T`` and the mean sums ``F_{l-1} + k (beta + d_l alpha)`` over the
+    members at distance ``k`` from their chain's end. With the broadcast every core ends
+    when the multicast reaches it: ``F_K + T + |y - root| alpha``.
+
+    Colors: the global root holds ``[a_l >= 1] + [b_l >= 1]`` per level (plus one per
+    broadcast direction). A core that is a root below level ``m`` and a chain member at
+    ``m`` holds at most the root's colors below ``m``, 2 at ``m`` (1 at a chain's end),
+    at most one pass-through color per level above (and one broadcast color); that
+    bound only exceeds the root's count for a chain with its root at the end (the
+    pipeline), where it is attained, so the maximum of the two is exact.
+    """
+    alpha, beta = spec.alpha, spec.beta
+    length = tree.length
+    t = serialization_cycles(spec, elements)
+    head = np.zeros(length.shape)
+    total = np.zeros(length.shape)
+    stages = np.zeros(length.shape, dtype=np.int64)
+    root = np.zeros(length.shape, dtype=np.int64)
+    routes = np.zeros(length.shape, dtype=np.int64)
+    member = np.zeros(length.shape, dtype=np.int64)  # most colors of a non-root core
+    for size, a, spacing in tree.levels:
+        b = size - 1 - a
+        step = beta + spacing * alpha
+        groups = length // (size * spacing)
+        total = total + groups * ((size - 1) * head + step * (a * (a - 1) // 2 + b * (b - 1) // 2))
+        head = head + a * step
+        stages = stages + a
+        root = root + a * spacing
+        member = np.maximum(member + (size >= 2), routes + 2 * (np.maximum(a, b) >= 2))
+        routes = routes + (a >= 1) + (b >= 1)
+    total = total + head
+    if broadcast:
+        far = np.maximum(root, length - 1 - root)
+        spread = (root * (root + 1) // 2 + (length - 1 - root) * (length - root) // 2) / length
+        return ChainTiming(
+            makespan=head + t + alpha * far,
+            mean=head + t + alpha * spread,
+            hops=root + far,
+            stages=stages,
+            root=root,
+            routes=np.maximum(routes + (root > 0) + (root < length - 1), member + 1),
+        )
+    return ChainTiming(head + t, total / length + t, root, stages, root, np.maximum(routes, member))
+
+
+def tasks(tree_depth: ArrayLike, broadcast: bool) -> np.ndarray:
+    """Message tasks a chain-tree kernel activates: one per level, one for the broadcast."""
+    return np.asarray(tree_depth) + (1 if broadcast else 0)
+
+
+# ----------------------------------------------------------------- program
+def tree_edges(length: int, levels: list[tuple[int, int, int]]) -> tuple[list[tuple[int, int, int]], int]:
+    """Edges ``(child, parent, color offset)`` of the chain tree on a line, and the root."""
+    edges = []
+    offset = 0
+    for level, (size, a, spacing) in enumerate(levels):
+        for first in range(offset, length, size * spacing):
+            for i in range(size):
+                if i == a:
+                    continue
+                towards_end = i < a
+                parent = i + 1 if towards_end else i - 1
+                color = 4 * level + (0 if towards_end else 2) + i % 2
+                edges.append((first + i * spacing, first + parent * spacing, color))
+        offset += a * spacing
+    return edges, offset
+
+
+def record_tree(
+    mesh: Mesh, axis: str, length: int, lines: int, levels: list[tuple[int, int, int]],
+    local: str, dst: str, color_base: int, broadcast: bool,
+) -> None:
+    """Record one chain-tree reduce (with its broadcast) on every line of the mesh."""
+    edges, root = tree_edges(length, levels)
+    forward, backward = _STEPS[axis]
+    bcast = color_base + 4 * len(levels)
+    for line in range(lines):
+        def at(position: int) -> tuple[int, int]:
+            return (position, line) if axis == "x" else (line, position)
+
+        tree = [
+            (at(child), (forward if parent > child else backward) * abs(parent - child), color_base + color)
+            for child, parent, color in edges
+        ]
+        segments = []
+        if broadcast and root > 0:
+            segments.append(Segment(backward * root, bcast, deliver_all=True))
+        if broadcast and root < length - 1:
+            segments.append(Segment(forward * (length - 1 - root), bcast + 1, deliver_all=True))
+        mesh.reduce(local, tree, at(root), dst, broadcast=segments)
+
+
+def _same(v: np.ndarray) -> np.ndarray:
+    return v
+
+
+def activate(mesh: Mesh, buffer: str, cycles: float) -> None:
+    """Every core's PE activates the kernel's message tasks (``cycles``) before it starts."""
+    for y in range(mesh.height):
+        for x in range(mesh.width):
+            mesh.compute((x, y), [buffer], buffer, _same, fmas=0, overhead=cycles)
+
+
+def load_vectors(mesh: Mesh, seed: int, n: int, name: str) -> np.ndarray:
+    """Random ``n``-vectors on every core; returns them as ``[y, x, n]``."""
+    (data,) = random_operands(seed, (mesh.height * mesh.width, n))
+    data = data.reshape(mesh.height, mesh.width, n)
+    for y in range(mesh.height):
+        for x in range(mesh.width):
+            mesh.load((x, y), name, data[y, x])
+    return data
+
+
+def gather(result: Any, mesh: Mesh, name: str) -> np.ndarray:
+    """Tile ``name`` of every core as ``[y, x, n]``."""
+    return np.array([[result.tile((x, y), name) for x in range(mesh.width)] for y in range(mesh.height)])
+
+
+# ----------------------------------------------------------------- kernels
+class _ChainAllreduce(Kernel):
+    """A chain-tree allreduce (``broadcast``) or reduce along one axis."""
+
+    family = "allreduce"
+    broadcast: ClassVar[bool] = True
+    parameters: ClassVar[tuple[str, ...]] = ("p", "q", "n")
+
+    @abc.abstractmethod
+    def _values(self, spec: HardwareSpec, params: dict[str, Any]) -> tuple[dict[str, np.ndarray], str, Levels]:
+        """Validated parameters, the axis and the chain tree of every configuration."""
+
+    def check(self, spec: HardwareSpec, **params: Any) -> None:
+        self._values(spec, params)
+
+    def cost(self, spec: HardwareSpec, **params: Any) -> Cost:
+        """Closed form: ``launch + tasks * message_overhead`` (all cores at once, then
+        :func:`chain_timing`). Exact where no link carries two messages at once."""
+        v, axis, tree = self._values(spec, params)
+        depth = len(tree.levels) if "k_tree" not in v else v["k_tree"]
+        start = tasks(depth, self.broadcast) * spec.message_overhead_cycles
+        timing = chain_timing(spec, tree, v["n"], self.broadcast)
+        fixed = spec.launch_overhead_cycles + start
+        return Cost.make(
+            spec,
+            cycles=fixed + timing.makespan,
+            compute_cycles=start + spec.beta * timing.stages,
+            hops=timing.hops,
+            routing_stages=timing.stages,
+            memory_per_core_bytes=2 * v["n"] * spec.dtype_bytes,
+            routes_per_core=timing.routes,
+            mean_core_cycles=fixed + timing.mean,
+        )
+
+    def execute(self, spec: HardwareSpec, seed: int = 0, trace: bool = False, **params: Any) -> KernelRun:
+        v, axis, tree = self._values(spec, params)
+        s = scalar_params(v)
+        depth = len(tree.levels) if "k_tree" not in s else s["k_tree"]
+        length, lines = (s["p"], s["q"]) if axis == "x" else (s["q"], s["p"])
+        mesh = Mesh(spec, s["p"], s["q"], trace=trace)
+        data = load_vectors(mesh, seed, s["n"], "v")
+        activate(mesh, "v", float(tasks(depth, self.broadcast)) * spec.message_overhead_cycles)
+        record_tree(mesh, axis, length, lines, tree.scalar(), "v", "sum", 0, self.broadcast)
+        result = mesh.run()
+        sums = data.sum(axis=1 if axis == "x" else 0, keepdims=True)
+        if self.broadcast:
+            return KernelRun(gather(result, mesh, "sum"), np.broadcast_to(sums, data.shape), result)
+        _, root = tree_edges(length, tree.scalar())
+        cores = [(root, line) if axis == "x" else (line, root) for line in range(lines)]
+        output = np.array([result.tile(core, "sum") for core in cores])
+        return KernelRun(output, sums.reshape(lines, s["n"]), result)
+
+    def sweep(self) -> list[dict[str, Any]]:
+        """Lines of 2 to 64 cores (odd and even) on both axes, n = 1 and 16."""
+        return [
+            {"p": length, "q": 2, "n": n, "axis": "x"} if axis == "x" else {"p": 2, "q": length, "n": n, "axis": "y"}
+            for length in (2, 3, 4, 5, 8, 13, 16, 31, 64)
+            for n in (1, 16)
+            for axis in AXES
+        ]
+
+
+class PipelineAllreduce(_ChainAllreduce):
+    """Chain to a root at the end of the line, then multicast back."""
+
+    name = "pipeline"
+
+    def _values(self, spec: HardwareSpec, params: dict[str, Any]) -> tuple[dict[str, np.ndarray], str, Levels]:
+        v, axis = line_params(self.name, spec, params, self.parameters)
+        return v, axis, pipeline_levels(along(v, axis)[0], middle=False)
+
+
+class PipelineMidAllreduce(_ChainAllreduce):
+    """Chains from both ends to a root in the middle, then multicast both ways."""
+
+    name = "pipeline-mid"
+
+    def _values(self, spec: HardwareSpec, params: dict[str, Any]) -> tuple[dict[str, np.ndarray], str, Levels]:
+        v, axis = line_params(self.name, spec, params, self.parameters)
+        return v, axis, pipeline_levels(along(v, axis)[0], middle=True)
+
+
+class KTreeAllreduce(_ChainAllreduce):
+    """The K-tree of MeshGEMV (``k_tree`` levels, ``group_num`` groups at level 1)."""
+
+    name = "ktree"
+    parameters = ("p", "q", "n", "k_tree", "group_num")
+
+    def _values(self, spec: HardwareSpec, params: dict[str, Any]) -> tuple[dict[str, np.ndarray], str, Levels]:
+        v, axis = line_params(self.name, spec, params, self.parameters)
+        length = along(v, axis)[0]
+        check_ktree(self.name, length, v["k_tree"], v["group_num"])
+        return v, axis, ktree_levels(length, v["k_tree"], v["group_num"])
+
+    def sweep(self) -> list[dict[str, Any]]:
+        """K = 2 with every group count that divides lines of 2 to 64 cores; K = 1 and 3."""
+        configs = []
+        for length in (2, 3, 4, 6, 9, 12, 16, 15, 25, 30, 48, 63, 64):
+            for g in [d for d in range(1, length + 1) if length % d == 0]:
+                configs.append({"p": 2, "q": length, "n": 4, "k_tree": 2, "group_num": g, "axis": "y"})
+            configs.append({"p": length, "q": 2, "n": 1, "k_tree": 1, "group_num": 0, "axis": "x"})
+            configs.append({"p": length, "q": 2, "n": 16, "k_tree": 3, "group_num": 0, "axis": "x"})
+        return configs
+
+
+class ReducePipeline(PipelineAllreduce):
+    """:class:`PipelineAllreduce` without the broadcast: the sum ends at the last core."""
+
+    name = "reduce-pipeline"
+    broadcast = False
+
+
+class ReducePipelineMid(PipelineMidAllreduce):
+    """:class:`PipelineMidAllreduce` without the broadcast: the sum ends at the middle."""
+
+    name = "reduce-pipeline-mid"
+    broadcast = False
+
+
+class ReduceKTree(KTreeAllreduce):
+    """:class:`KTreeAllreduce` without the broadcast: the sum ends at the global root."""
+
+    name = "reduce-ktree"
+    broadcast = False
+
+
+class KTree2DAllreduce(Kernel):
+    """2-D allreduce: a K-tree allreduce along ``axis``, then one along the other axis.
+
+    ``group_num`` (0 = default per axis) must divide both ``p`` and ``q``.
+    """
+
+    name = "ktree-2d"
+    family = "allreduce"
+    parameters = ("p", "q", "n", "k_tree", "group_num")
+
+    def _values(self, spec: HardwareSpec, params: dict[str, Any]) -> tuple[dict[str, np.ndarray], str]:
+        v, axis = line_params(self.name, spec, params, self.parameters)
+        other = "q" if axis == "x" else "p"
+        require(self.name, v[other] >= 2, other, v[other], "must be >= 2: a 2-D allreduce runs along both axes")
+        for length in (v["p"], v["q"]):
+            check_ktree(self.name, length, v["k_tree"], v["group_num"])
+        return v, axis
+
+    def check(self, spec: HardwareSpec, **params: Any) -> None:
+        self._values(spec, params)
+
+    def cost(self, spec: HardwareSpec, **params: Any) -> Cost:
+        """Two K-tree allreduces in sequence. The second phase of every line along the
+        other axis starts when its cores hold the first phase's sum; cores of one such
+        line share their position along the first axis, so they start together at
+        ``F_x = tasks mo + F_K + T + |x - root| alpha`` (the root's PE is free at
+        ``F_K + T``): makespans add, and means add (exact)."""
+        v, axis = self._values(spec, params)
+        first, second = (v["p"], v["q"]) if axis == "x" else (v["q"], v["p"])
+        start = tasks(v["k_tree"], True) * spec.message_overhead_cycles
+        one = chain_timing(spec, ktree_levels(first, v["k_tree"], v["group_num"]), v["n"], True)
+        two = chain_timing(spec, ktree_levels(second, v["k_tree"], v["group_num"]), v["n"], True)
+        fixed = spec.launch_overhead_cycles + 2 * start
+        return Cost.make(
+            spec,
+            cycles=fixed + one.makespan + two.makespan,
+            compute_cycles=2 * start + spec.beta * (one.stages + two.stages),
+            hops=one.hops + two.hops,
+            routing_stages=one.stages + two.stages,
+            memory_per_core_bytes=3 * v["n"] * spec.dtype_bytes,
+            routes_per_core=one.routes + two.routes,
+            mean_core_cycles=fixed + one.mean + two.mean,
+        )
+
+    def execute(self, spec: HardwareSpec, seed: int = 0, trace: bool = False, **params: Any) -> KernelRun:
+        v, axis = self._values(spec, params)
+        s = scalar_params(v)
+        other = "y" if axis == "x" else "x"
+        mesh = Mesh(spec, s["p"], s["q"], trace=trace)
+        data = load_vectors(mesh, seed, s["n"], "v")
+        overhead = float(s["k_tree"] + 1) * spec.message_overhead_cycles
+        base = 0
+        for phase, (ax, src, dst) in enumerate(((axis, "v", "s1"), (other, "s1", "s2"))):
+            length, lines = (s["p"], s["q"]) if ax == "x" else (s["q"], s["p"])
+            levels = ktree_levels(np.array(length), np.array(s["k_tree"]), np.array(s["group_num"])).scalar()
+            activate(mesh, src, overhead)
+            record_tree(mesh, ax, length, lines, levels, src, dst, base, True)
+            base += 4 * len(levels) + 2
+        result = mesh.run()
+        total = np.broadcast_to(data.sum(axis=(0, 1), keepdims=True), data.shape)
+        return KernelRun(gather(result, mesh, "s2"), total, result)
+
+    def sweep(self) -> list[dict[str, Any]]:
+        """Square and oblong meshes up to 16 x 16, K = 1 and 2."""
+        return [
+            {"p": p, "q": q, "n": n, "k_tree": k, "group_num": 0, "axis": axis}
+            for p, q in ((2, 2), (3, 5), (4, 4), (8, 6), (16, 16))
+            for k in (1, 2)
+            for n, axis in ((1, "x"), (8, "y"))
+        ]
+
+
+class RingAllreduce(Kernel):
+    """Reduce-scatter + all-gather on the INTERLEAVE ring; ``n`` must split into
+    ``length`` chunks."""
+
+    name = "ring"
+    family = "allreduce"
+    parameters = ("p", "q", "n")
+
+    def _values(self, spec: HardwareSpec, params: dict[str, Any]) -> tuple[dict[str, np.ndarray], str]:
+        v, axis = line_params(self.name, spec, params, self.parameters)
+        length = along(v, axis)[0]
+        require(self.name, v["n"] % length == 0, "n", v["n"], "must be a multiple of the cores along the axis")
+        return v, axis
+
+    def check(self, spec: HardwareSpec, **params: Any) -> None:
+        self._values(spec, params)
+
+    def cost(self, spec: HardwareSpec, **params: Any) -> Cost:
+        """Closed form from rules 4-6 (exact: each physical link carries one ring edge per
+        direction, and a step is longer than a chunk's ``T``).
+
+        A core's chunk for step ``j`` is ready ``S_j + h alpha`` after its predecessor's
+        for step ``j - 1``, ``h`` the edge's hops, ``S = 2 mo + T(c)`` plus the add
+        ``vector_op + c / fma`` in the reduce-scatter. The last of the ``2 (L - 1)`` steps
+        ends at ring position ``k`` after the ``2L - 2`` edges ending at ``k``: the whole
+        ring (``2L - 2`` hops) and all but the two edges leaving ``k`` and ``k + 1``. Its
+        largest value is ``2`` (L = 2), ``6`` (L = 3), ``4L - 7`` (L >= 4: the two
+        one-hop edges are never consecutive); its mean ``(2L - 2)^2 / L``.
+        """
+        v, axis = self._values(spec, params)
+        length = along(v, axis)[0]
+        chunk = v["n"] // length
+        t = serialization_cycles(spec, chunk)
+        mo = spec.message_overhead_cycles
+        add = compute_cycles(spec, chunk, 0, 1)
+        steps = length - 1
+        body = steps * (2 * mo + t + add) + steps * (2 * mo + t)
+        far = np.where(length == 2, 2, np.where(length == 3, 6, 4 * length - 7))
+        mean_hops = (2 * length - 2) ** 2 / length
+        fixed = spec.launch_overhead_cycles + body
+        return Cost.make(
+            spec,
+            cycles=fixed + spec.alpha * far,
+            compute_cycles=steps * (4 * mo + add) + steps * 2 * mo,
+            hops=far,
+            routing_stages=2 * steps,
+            memory_per_core_bytes=(v["n"] + np.minimum(2, steps) * chunk) * spec.dtype_bytes,
+            routes_per_core=_ring_routes(length),
+            mean_core_cycles=fixed + spec.alpha * mean_hops,
+        )
+
+    def execute(self, spec: HardwareSpec, seed: int = 0, trace: bool = False, **params: Any) -> KernelRun:
+        v, axis = self._values(spec, params)
+        s = scalar_params(v)
+        length, lines = (s["p"], s["q"]) if axis == "x" else (s["q"], s["p"])
+        chunk = s["n"] // length
+        mesh = Mesh(spec, s["p"], s["q"], trace=trace)
+        (data,) = random_operands(seed, (mesh.height * mesh.width, s["n"]))
+        data = data.reshape(mesh.height, mesh.width, s["n"])
+        ring = interleave_ring(length)
+        forward, backward = _STEPS[axis]
+        mo = spec.message_overhead_cycles
+
+        def at(line: int, position: int) -> tuple[int, int]:
+            return (position, line) if axis == "x" else (line, position)
+
+        for line in range(lines):
+            for position in range(length):
+                x, y = at(line, position)
+                for j in range(length):
+                    mesh.load((x, y), f"c{j}", data[y, x, j * chunk:(j + 1) * chunk])
+        for step in range(2 * (length - 1)):
+            scatter = step < length - 1
+            for line in range(lines):
+                for k in range(length):
+                    src, dst = ring_edge(length, k)
+                    j = (k - step) % length if scatter else (k + length - step) % length
+                    path = (forward if dst > src else backward) * abs(dst - src)
+                    target = f"r{step % 2}" if scatter else f"c{j}"
+                    mesh.send(
+                        at(line, src), f"c{j}", path, edge_color(length, k, True, 0), target,
+                        overhead=mo, receive_overhead=mo,
+                    )
+                    if scatter:
+                        mesh.compute(at(line, dst), [f"c{j}", target], f"c{j}", np.add, fmas=chunk, vector_ops=1)
+        result = mesh.run()
+        output = np.array([
+            [np.concatenate([result.tile((x, y), f"c{j}") for j in range(length)]) for x in range(mesh.width)]
+            for y in range(mesh.height)
+        ])
+        sums = np.broadcast_to(data.sum(axis=1 if axis == "x" else 0, keepdims=True), data.shape)
+        return KernelRun(output, sums, result)
+
+    def sweep(self) -> list[dict[str, Any]]:
+        """Lines of 2 to 64 cores (odd and even), chunks of 1 and 8 elements."""
+        return [
+            {"p": length, "q": 2, "n": length * c, "axis": "x"} if axis == "x"
+            else {"p": 2, "q": length, "n": length * c, "axis": "y"}
+            for length in (2, 3, 4, 5, 8, 13, 32, 64)
+            for c in (1, 8)
+            for axis in AXES
+        ]
+
+
+@lru_cache(maxsize=None)
+def _ring_routes_one(length: int) -> int:
+    colors: list[set[int]] = [set() for _ in range(length)]
+    for k in range(length):
+        src, dst = ring_edge(length, k)
+        for position in range(min(src, dst), max(src, dst) + 1):
+            colors[position].add(edge_color(length, k, True, 0))
+    return max(len(c) for c in colors)
+
+
+def _ring_routes(length: np.ndarray) -> np.ndarray:
+    """Most colors a core of the ring configures, per configuration (one evaluation per
+    distinct line length)."""
+    unique, inverse = np.unique(length, return_inverse=True)
+    table = np.array([_ring_routes_one(int(n)) for n in unique], dtype=float)
+    return table[inverse].reshape(np.shape(length))
+
+
+KERNELS: tuple[Kernel, ...] = (
+    PipelineAllreduce(),
+    PipelineMidAllreduce(),
+    RingAllreduce(),
+    KTreeAllreduce(),
+    KTree2DAllreduce(),
+    ReducePipeline(),
+    ReducePipelineMid(),
+    ReduceKTree(),
+)

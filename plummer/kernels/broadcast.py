@@ -1,0 +1,78 @@
+"""Multicast broadcast of an ``n``-element vector along one mesh axis.
+
+Program: on every line (row for ``axis="x"``, column for ``"y"``) of a ``p`` x ``q`` mesh
+the core at position 0 (the west or north end) holds the vector; its PE activates one
+message task (``message_overhead``) and sends it once on one color, configured as a
+hardware multicast that delivers a copy at every core of the line (rule 4).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from plummer.hardware import HardwareSpec
+from plummer.kernels._base import Cost, Kernel, KernelRun
+from plummer.kernels._gemm import random_operands, scalar_params
+from plummer.kernels.allreduce import AXES, along, line_params
+from plummer.mesh import Mesh, serialization_cycles
+
+
+class MulticastBroadcast(Kernel):
+    """Broadcast from the first core of every line to the whole line (one multicast)."""
+
+    name = "multicast"
+    family = "broadcast"
+    parameters = ("p", "q", "n")
+
+    def check(self, spec: HardwareSpec, **params: Any) -> None:
+        line_params(self.name, spec, params, self.parameters)
+
+    def cost(self, spec: HardwareSpec, **params: Any) -> Cost:
+        """Closed form (exact, rules 4 and 8): the head leaves the root at ``mo`` and
+        reaches position ``y`` at ``mo + y alpha``; the copy is in memory ``T`` later
+        (the root's last event is its tail leaving, ``mo + T``). So
+        ``cycles = launch + mo + (L - 1) alpha + T(n)`` and the mean over the line uses
+        ``mean(y) = (L - 1) / 2``."""
+        v, axis = line_params(self.name, spec, params, self.parameters)
+        length = along(v, axis)[0]
+        fixed = spec.launch_overhead_cycles + spec.message_overhead_cycles + serialization_cycles(spec, v["n"])
+        return Cost.make(
+            spec,
+            cycles=fixed + spec.alpha * (length - 1),
+            compute_cycles=np.full(length.shape, spec.message_overhead_cycles),
+            hops=length - 1,
+            routing_stages=0,
+            memory_per_core_bytes=v["n"] * spec.dtype_bytes,
+            routes_per_core=1,
+            mean_core_cycles=fixed + spec.alpha * (length - 1) / 2,
+        )
+
+    def execute(self, spec: HardwareSpec, seed: int = 0, trace: bool = False, **params: Any) -> KernelRun:
+        v, axis = line_params(self.name, spec, params, self.parameters)
+        s = scalar_params(v)
+        length, lines = (s["p"], s["q"]) if axis == "x" else (s["q"], s["p"])
+        mesh = Mesh(spec, s["p"], s["q"], trace=trace)
+        (data,) = random_operands(seed, (lines, s["n"]))
+        step = "E" if axis == "x" else "S"
+        roots = [(0, line) if axis == "x" else (line, 0) for line in range(lines)]
+        for line, root in enumerate(roots):
+            mesh.load(root, "v", data[line])
+            mesh.send(root, "v", step * (length - 1), 0, "v", multicast=True, overhead=spec.message_overhead_cycles)
+        result = mesh.run()
+        output = np.array([[result.tile((x, y), "v") for x in range(s["p"])] for y in range(s["q"])])
+        reference = data[:, None, :] if axis == "x" else data[None, :, :]
+        return KernelRun(output, np.broadcast_to(reference, output.shape), result)
+
+    def sweep(self) -> list[dict[str, Any]]:
+        """Lines of 2 to 64 cores on both axes, n = 1 and 32."""
+        return [
+            {"p": length, "q": 2, "n": n, "axis": "x"} if axis == "x" else {"p": 2, "q": length, "n": n, "axis": "y"}
+            for length in (2, 3, 8, 17, 64)
+            for n in (1, 32)
+            for axis in AXES
+        ]
+
+
+KERNELS: tuple[Kernel, ...] = (MulticastBroadcast(),)

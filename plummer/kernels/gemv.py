@@ -1,0 +1,155 @@
+"""GEMV y = x . W: local tile products, then an allreduce along the axis that splits M.
+
+Program, on a ``p`` x ``q`` mesh with the reduction along ``axis``: x (1 x M) is split
+along the axis and replicated along the other; W (M x N) is cut into tiles of
+``Mt = M / (cores along the axis)`` by ``Nt = N / (cores across it)``. Every core (one
+PE call, no step overhead) computes its partial ``x_tile . W_tile``: ``Mt`` vector ops of
+length ``Nt`` (``fmas = Mt Nt``) and activates the allreduce's message tasks; then the
+partials are allreduced along the axis (:mod:`plummer.kernels.allreduce`) so every core
+holds its ``Nt`` slice of y.
+
+- ``pipeline``: the baseline "Cerebras GEMV" (chain to the end, multicast back);
+- ``ktree``: MeshGEMV (K-tree; the measured kernel is K = 2 with ``group_num`` groups,
+  ``p = q = P`` and the reduction along the columns, ``axis="y"``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+
+from plummer.hardware import HardwareSpec
+from plummer.kernels._base import Cost, Kernel, KernelRun, require
+from plummer.kernels._gemm import random_operands, scalar_params
+from plummer.kernels.allreduce import (
+    Levels,
+    chain_timing,
+    check_ktree,
+    ktree_levels,
+    line_params,
+    pipeline_levels,
+    record_tree,
+    tasks,
+)
+from plummer.mesh import Mesh, compute_cycles
+
+
+def _product(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    return x @ w
+
+
+class _GEMV(Kernel):
+    family = "gemv"
+    parameters: ClassVar[tuple[str, ...]] = ("p", "q", "m", "n")
+
+    def _tree(self, length: np.ndarray, v: dict[str, np.ndarray]) -> Levels:
+        return pipeline_levels(length, middle=False)
+
+    def _depth(self, v: dict[str, Any]) -> Any:
+        return 1
+
+    def _values(self, spec: HardwareSpec, params: dict[str, Any]) -> tuple[dict[str, np.ndarray], str, np.ndarray, np.ndarray]:
+        v, axis = line_params(self.name, spec, params, self.parameters)
+        length, across = (v["p"], v["q"]) if axis == "x" else (v["q"], v["p"])
+        names = ("p", "q") if axis == "x" else ("q", "p")
+        require(self.name, v["m"] % length == 0, "m", v["m"], f"must be a multiple of the mesh size '{names[0]}' (M is split along axis '{axis}')")
+        require(self.name, v["n"] % across == 0, "n", v["n"], f"must be a multiple of the mesh size '{names[1]}'")
+        return v, axis, length, across
+
+    def check(self, spec: HardwareSpec, **params: Any) -> None:
+        self._values(spec, params)
+
+    def cost(self, spec: HardwareSpec, **params: Any) -> Cost:
+        """``launch + local + tasks mo + allreduce(Nt)``, every core starting the allreduce
+        at the same time (the allreduce's closed form, exact where no link is shared);
+        ``local = Mt vector_op + Mt Nt / fma``."""
+        v, axis, length, across = self._values(spec, params)
+        mt, nt = v["m"] // length, v["n"] // across
+        local = compute_cycles(spec, mt * nt, 0, mt) + tasks(self._depth(v), True) * spec.message_overhead_cycles
+        timing = chain_timing(spec, self._tree(length, v), nt, True)
+        fixed = spec.launch_overhead_cycles + local
+        return Cost.make(
+            spec,
+            cycles=fixed + timing.makespan,
+            compute_cycles=local + spec.beta * timing.stages,
+            hops=timing.hops,
+            routing_stages=timing.stages,
+            memory_per_core_bytes=(mt * nt + mt + 2 * nt) * spec.dtype_bytes,
+            routes_per_core=timing.routes,
+            mean_core_cycles=fixed + timing.mean,
+        )
+
+    def execute(self, spec: HardwareSpec, seed: int = 0, trace: bool = False, **params: Any) -> KernelRun:
+        v, axis, length_a, across_a = self._values(spec, params)
+        s = scalar_params(v)
+        length, across = int(length_a), int(across_a)
+        mt, nt = s["m"] // length, s["n"] // across
+        x, w = random_operands(seed, (1, s["m"]), (s["m"], s["n"]))
+        mesh = Mesh(spec, s["p"], s["q"], trace=trace)
+        overhead = float(tasks(self._depth(s), True)) * spec.message_overhead_cycles
+        for i in range(length):
+            for j in range(across):
+                core = (i, j) if axis == "x" else (j, i)
+                mesh.load(core, "x", x[:, i * mt:(i + 1) * mt])
+                mesh.load(core, "w", w[i * mt:(i + 1) * mt, j * nt:(j + 1) * nt])
+                mesh.compute(core, ["x", "w"], "part", _product, fmas=mt * nt, vector_ops=mt, overhead=overhead)
+        levels = self._tree(np.asarray(length_a), v).scalar()
+        record_tree(mesh, axis, length, across, levels, "part", "y", 0, True)
+        result = mesh.run()
+        # output[i, j]: core i along the axis, slice j across it
+        output = np.array([
+            [result.tile((i, j) if axis == "x" else (j, i), "y").reshape(nt) for j in range(across)]
+            for i in range(length)
+        ]).reshape(length, s["n"])
+        return KernelRun(output, np.broadcast_to(x @ w, output.shape), result)
+
+
+class PipelineGEMV(_GEMV):
+    """The baseline GEMV: pipeline allreduce (root at the end of the line)."""
+
+    name = "pipeline"
+
+    def sweep(self) -> list[dict[str, Any]]:
+        """Square meshes 2..16 and lines up to 64, tiles 1x1 to 8x8."""
+        return _sweep(k_tree=False)
+
+
+class KTreeGEMV(_GEMV):
+    """MeshGEMV: K-tree allreduce (``k_tree`` levels, ``group_num`` groups at level 1)."""
+
+    name = "ktree"
+    parameters = ("p", "q", "m", "n", "k_tree", "group_num")
+
+    def _tree(self, length: np.ndarray, v: dict[str, np.ndarray]) -> Levels:
+        return ktree_levels(length, v["k_tree"], v["group_num"])
+
+    def _depth(self, v: dict[str, Any]) -> Any:
+        return v["k_tree"]
+
+    def _values(self, spec: HardwareSpec, params: dict[str, Any]) -> tuple[dict[str, np.ndarray], str, np.ndarray, np.ndarray]:
+        v, axis, length, across = super()._values(spec, params)
+        check_ktree(self.name, length, v["k_tree"], v["group_num"])
+        return v, axis, length, across
+
+    def sweep(self) -> list[dict[str, Any]]:
+        """As :class:`PipelineGEMV`, K = 2 with every group count that divides, and K = 3."""
+        return _sweep(k_tree=True)
+
+
+def _sweep(k_tree: bool) -> list[dict[str, Any]]:
+    configs: list[dict[str, Any]] = []
+    for p, q, axis in ((2, 2, "y"), (3, 3, "y"), (4, 4, "y"), (5, 5, "x"), (8, 8, "y"), (16, 16, "y"),
+                       (2, 31, "y"), (2, 64, "y"), (48, 2, "x")):
+        length, across = (p, q) if axis == "x" else (q, p)
+        for mt, nt in ((1, 1), (8, 1), (2, 8)):
+            base = {"p": p, "q": q, "m": mt * length, "n": nt * across, "axis": axis}
+            if not k_tree:
+                configs.append(base)
+                continue
+            configs += [dict(base, k_tree=2, group_num=g) for g in range(1, length + 1) if length % g == 0]
+            configs.append(dict(base, k_tree=3, group_num=0))
+    return configs
+
+
+KERNELS: tuple[Kernel, ...] = (PipelineGEMV(), KTreeGEMV())

@@ -1,0 +1,173 @@
+"""Collectives, GEMV and shift: real results on the executor, closed forms against it."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import pytest
+
+from plummer.errors import RoutingError, SpecError
+from plummer.hardware import load_hardware
+from plummer.kernels import allreduce, broadcast, gemv, shift
+
+FITTED = load_hardware("wse3").replace(
+    alpha=2.85, beta=9.2, fma_per_cycle=4.9, vector_op_overhead_cycles=2.1,
+    loop_overhead_cycles=39.0, step_overhead_cycles=121.0, message_overhead_cycles=33.5,
+    launch_overhead_cycles=51.0,
+)
+PRESET = load_hardware("wse3")
+KERNELS = allreduce.KERNELS + broadcast.KERNELS + gemv.KERNELS + shift.KERNELS
+
+
+@pytest.mark.parametrize("kernel", KERNELS, ids=lambda k: f"{k.family}-{k.name}")
+@pytest.mark.parametrize("spec", [FITTED, PRESET], ids=["fitted", "preset"])
+def test_sweep_correct_and_closed_form_matches(kernel, spec):
+    for config in kernel.sweep():
+        run = kernel.execute(spec, **config)
+        assert run.correct, config
+        cost = kernel.cost(spec, **config)
+        ex = run.execution
+        # K >= 3 trees can share a link between levels; everything else is exact
+        tolerance = 0.05 if config.get("k_tree", 2) > 2 else 1e-9
+        assert float(cost.cycles) == pytest.approx(ex.cycles, rel=tolerance), config
+        assert float(cost.mean_core_cycles) == pytest.approx(ex.mean_core_cycles, rel=tolerance), config
+        assert int(cost.routes_per_core) == int(ex.routes_per_core.max()), config
+        assert int(cost.memory_per_core_bytes) == int(ex.peak_memory_bytes.max()), config
+
+
+def test_ktree_k2_exact_on_every_group_count():
+    kernel = allreduce.KTreeAllreduce()
+    for length in (7, 12, 36, 64):
+        for g in [d for d in range(1, length + 1) if length % d == 0]:
+            for n in (1, 8):
+                cfg = {"p": 2, "q": length, "n": n, "k_tree": 2, "group_num": g, "axis": "y"}
+                ex = kernel.execute(FITTED, **cfg).execution
+                cost = kernel.cost(FITTED, **cfg)
+                assert float(cost.cycles) == pytest.approx(ex.cycles, rel=1e-9)
+                assert float(cost.mean_core_cycles) == pytest.approx(ex.mean_core_cycles, rel=1e-9)
+
+
+@pytest.mark.parametrize("name", ["pipeline", "pipeline-mid", "ktree", "ring"])
+@pytest.mark.parametrize("length", [5, 6])
+def test_scalar_allreduce_is_n_equals_1(name, length):
+    kernel = next(k for k in allreduce.KERNELS if k.name == name)
+    run = kernel.execute(FITTED, p=length, q=3, n=1 if name != "ring" else length)
+    assert run.correct
+    if name != "ring":
+        assert run.output.shape == (3, length, 1)
+
+
+def test_odd_and_even_meshes_both_axes():
+    for kernel in KERNELS:
+        if kernel.name == "ktree-2d":
+            configs = [{"p": 5, "q": 4, "n": 3}, {"p": 4, "q": 7, "n": 2, "axis": "y"}]
+        elif kernel.family in ("allreduce", "broadcast"):
+            configs = [{"p": 5, "q": 4, "n": 20}, {"p": 4, "q": 6, "n": 12, "axis": "y"}]
+        elif kernel.family == "gemv":
+            configs = [{"p": 5, "q": 4, "m": 10, "n": 8, "axis": "x"}, {"p": 3, "q": 6, "m": 12, "n": 6, "axis": "y"}]
+        else:
+            configs = [{"p": 5, "q": 4, "m": 10, "n": 8, "distance": 2}, {"p": 3, "q": 6, "m": 6, "n": 12, "distance": 7, "axis": "y"}]
+        for config in configs:
+            assert kernel.execute(FITTED, **config).correct, (kernel.name, config)
+
+
+def test_ktree_critical_path_stages_and_hops():
+    kernel = allreduce.KTreeAllreduce()
+    # closed form: about K * P^(1/K) / 2 stages, about P hops
+    p = 64
+    for k in (1, 2, 3):
+        cost = kernel.cost(FITTED, p=2, q=p, n=1, k_tree=k, group_num=0, axis="y")
+        assert float(cost.routing_stages) <= k * p ** (1 / k)
+        assert p - 1 <= float(cost.hops) <= 2 * p
+    stages = [float(kernel.cost(FITTED, p=2, q=400, n=1, k_tree=k, group_num=0, axis="y").routing_stages) for k in (1, 2, 3)]
+    assert stages[0] > stages[1] > stages[2]
+    # the executor's makespan decomposes exactly into those stages and hops
+    for q, g in ((48, 6), (63, 7), (64, 8)):
+        cfg = {"p": 2, "q": q, "n": 4, "k_tree": 2, "group_num": g, "axis": "y"}
+        cost = kernel.cost(FITTED, **cfg)
+        n_per_group = q // g
+        assert float(cost.routing_stages) == n_per_group // 2 + g // 2
+        root = (g // 2) * n_per_group + n_per_group // 2
+        assert float(cost.hops) == root + max(root, q - 1 - root)
+        ex = kernel.execute(FITTED, **cfg).execution
+        fixed = FITTED.launch_overhead_cycles + 3 * FITTED.message_overhead_cycles + 4
+        assert ex.cycles == pytest.approx(
+            fixed + FITTED.beta * float(cost.routing_stages) + FITTED.alpha * float(cost.hops), rel=1e-12
+        )
+
+
+def test_best_group_count_near_sqrt_p():
+    kernel = gemv.KTreeGEMV()
+    for p in (144, 400, 720):
+        groups = np.array([d for d in range(1, p + 1) if p % d == 0])
+        cycles = kernel.cost(FITTED, p=p, q=p, m=p, n=p, k_tree=2, group_num=groups, axis="y").cycles
+        best = groups[int(np.argmin(cycles))]
+        assert math.sqrt(p) / 2 <= best <= 2 * math.sqrt(p), (p, best)
+
+
+def test_meshgemv_beats_pipeline_more_with_p():
+    sizes = np.array([64, 128, 256, 512, 720])
+    params = {"p": sizes, "q": sizes, "m": sizes, "n": sizes, "axis": "y"}
+    tree = gemv.KTreeGEMV().cost(FITTED, k_tree=2, group_num=0, **params).cycles
+    pipe = gemv.PipelineGEMV().cost(FITTED, **params).cycles
+    ratio = pipe / tree
+    assert np.all(ratio > 1) and np.all(np.diff(ratio) > 0)
+
+
+def test_route_budget():
+    small = FITTED.replace(max_routes_per_core=5)
+    kernel = allreduce.KTreeAllreduce()
+    cfg = {"p": 2, "q": 9, "n": 1, "k_tree": 2, "group_num": 3, "axis": "y"}
+    assert float(kernel.cost(FITTED, **cfg).routes_per_core) == 6  # K + 1 per side of the root
+    assert not bool(kernel.cost(small, **cfg).fits_routes)
+    with pytest.raises(RoutingError):
+        kernel.execute(small, **cfg)
+    assert bool(kernel.cost(small, **dict(cfg, k_tree=1, group_num=0)).fits_routes)
+
+
+@pytest.mark.parametrize(
+    "kernel, params, field",
+    [
+        (allreduce.KTreeAllreduce(), {"p": 12, "q": 2, "n": 1, "group_num": 5}, "group_num"),
+        (allreduce.KTreeAllreduce(), {"p": 12, "q": 2, "n": 1, "k_tree": 1, "group_num": 3}, "group_num"),
+        (allreduce.KTreeAllreduce(), {"p": 12, "q": 2, "n": 1, "group_num": -1}, "group_num"),
+        (allreduce.PipelineAllreduce(), {"p": 12, "q": 2, "n": 1, "axis": "z"}, "axis"),
+        (allreduce.PipelineAllreduce(), {"p": 1, "q": 2, "n": 1}, "p"),
+        (allreduce.RingAllreduce(), {"p": 4, "q": 2, "n": 6}, "n"),
+        (broadcast.MulticastBroadcast(), {"p": 4, "q": 2, "n": 0}, "n"),
+        (gemv.KTreeGEMV(), {"p": 4, "q": 4, "m": 6, "n": 4, "axis": "y"}, "m"),
+        (shift.Shift(), {"p": 4, "q": 2, "m": 4, "n": 2, "distance": 0}, "distance"),
+        (allreduce.KTreeAllreduce(), {"p": 4, "q": 2, "n": 1, "bogus": 1}, "bogus"),
+    ],
+)
+def test_bad_parameters_name_the_parameter(kernel, params, field):
+    with pytest.raises(SpecError, match=field):
+        kernel.cost(FITTED, **params)
+    with pytest.raises(SpecError, match=field):
+        kernel.check(FITTED, **params)
+
+
+def test_closed_forms_are_vectorised_and_fast():
+    rng = np.random.default_rng(0)
+    size = 1_000_000
+    p = rng.integers(2, 700, size)
+    start = time.perf_counter()
+    cost = gemv.KTreeGEMV().cost(FITTED, p=p, q=p, m=p, n=p * 4, k_tree=2, group_num=0, axis="y")
+    assert time.perf_counter() - start < 3.0
+    assert cost.cycles.shape == (size,)
+    sh = shift.Shift().cost(FITTED, p=p, q=p, m=p, n=p, distance=rng.integers(1, 40, size), axis="x")
+    assert np.all(np.isfinite(sh.mean_core_cycles))
+
+
+def test_shift_edges_finish_early():
+    kernel = shift.Shift()
+    long = kernel.execute(FITTED, p=16, q=1, m=16, n=1, distance=8)
+    assert long.correct
+    ex = long.execution
+    assert ex.mean_core_cycles < ex.cycles
+    cost = kernel.cost(FITTED, p=16, q=1, m=16, n=1, distance=8)
+    assert float(cost.mean_core_cycles) == pytest.approx(ex.mean_core_cycles, rel=1e-12)
+    step = 2 * FITTED.message_overhead_cycles + FITTED.alpha + 1
+    assert ex.cycles == pytest.approx(FITTED.launch_overhead_cycles + 8 * step)
