@@ -1,0 +1,87 @@
+"""Calibration on the measured WSE-3 data (read from ../shared/data/wse3, not copied)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from plummer.calibrate import calibrate, load_measurements
+from plummer.errors import DataError
+from plummer.hardware import load_hardware
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "wse3"
+
+
+def test_measured_data_is_present():
+    assert sorted(p.name for p in DATA.glob("*.json")) == ["meshgemm.json", "meshgemv.json", "shift.json"]
+
+
+def test_load_recognises_every_record():
+    records = load_measurements(sorted(DATA.glob("*.json")))
+    assert len(records) == 1069
+    assert records["kernel"].value_counts().to_dict() == {"meshgemm": 769, "meshgemv": 236, "shift": 64}
+
+
+def test_holdout_error_within_bounds():
+    records = load_measurements([DATA / "meshgemm.json", DATA / "meshgemv.json"])
+    result = calibrate(records, load_hardware("wse3"), holdout_min_p=464)
+    errors = result.errors.set_index("kernel")
+    for kernel in ("meshgemm", "meshgemv"):
+        assert errors.loc[kernel, "n_holdout"] > 0
+        assert errors.loc[kernel, "mape_holdout"] <= 0.03, kernel
+        assert errors.loc[kernel, "max_err_holdout"] <= 0.10, kernel
+    # the preset carries what this fit gives (to its rounding)
+    preset = load_hardware("wse3")
+    for name, (value, _) in result.parameters.items():
+        assert getattr(preset, name) == pytest.approx(value, rel=0.01), name
+
+
+def _write(tmp_path: Path, records) -> Path:
+    path = tmp_path / "data.json"
+    path.write_text(json.dumps({"results": records}))
+    return path
+
+
+@pytest.mark.parametrize(
+    "records, match",
+    [
+        ([{"P": 4, "M": 4, "mean_cycle_count": 10.0}], "match no kernel"),
+        ([{"P": 4, "M": 4, "K": 4, "N": 4, "mean_cycle_count": "fast"}], "'mean_cycle_count'"),
+        ([{"P": 4, "M": 4, "K": 4, "N": 4}], "missing field 'mean_cycle_count'"),
+        ([], "no records"),
+    ],
+)
+def test_bad_records_name_file_and_record(tmp_path, records, match):
+    path = _write(tmp_path, records)
+    with pytest.raises(DataError, match=match) as info:
+        load_measurements([path])
+    assert "data.json" in str(info.value)
+
+
+def test_empty_file(tmp_path):
+    path = tmp_path / "empty.json"
+    path.write_text("")
+    with pytest.raises(DataError, match="empty.json.*empty"):
+        load_measurements([path])
+
+
+def test_too_few_records(tmp_path):
+    path = _write(tmp_path, [{"P": 4, "M": 4, "K": 4, "N": 4, "mean_cycle_count": 900.0}])
+    with pytest.raises(DataError, match="cannot fit"):
+        calibrate(load_measurements([path]), load_hardware("wse3"))
+
+
+def test_cli_calibrate_json(run_cli, tmp_path):
+    out_file = tmp_path / "fit.toml"
+    code, out, err = run_cli(
+        "calibrate", str(DATA / "meshgemv.json"), "--holdout-min-p", "464",
+        "--fit", "alpha", "beta", "launch_overhead_cycles", "-o", str(out_file), "--json",
+    )
+    assert code == 0, err
+    payload = json.loads(out)
+    assert set(payload["kernels"]["meshgemv"]) >= {
+        "mape_fit", "max_err_fit", "mape_holdout", "max_err_holdout", "n_fit", "n_holdout"
+    }
+    assert load_hardware(out_file).alpha == pytest.approx(payload["parameters"]["alpha"]["value"])
