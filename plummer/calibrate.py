@@ -13,13 +13,15 @@ Record fields (``../shared/data/wse3/README.md``):
 - MeshGEMV ``P, M, N, group_num``: y = x . W with a K=2 tree allreduce along the
   column (``gemv``/``ktree``, ``k_tree=2``, ``axis="y"``);
 - shift ``P, L, M, N``: tiles moved L columns east (``shift``/``shift``, ``axis="x"``).
+
+:data:`MEASURED` holds this mapping; a new measured kernel is one entry there.
 """
 
 from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,14 +32,47 @@ from scipy.optimize import least_squares
 
 from plummer.errors import DataError
 from plummer.hardware import HardwareSpec
-from plummer.kernels import Cost, get_kernel
+from plummer.kernels import get_kernel
 
-#: Fields that identify each measured kernel, and the cycle field.
-KERNEL_FIELDS = {
-    "meshgemm": ("P", "M", "K", "N"),
-    "meshgemv": ("P", "M", "N", "group_num"),
-    "shift": ("P", "L", "M", "N"),
+@dataclass(frozen=True)
+class MeasuredKernel:
+    """How records of one measured kernel map to a plummer closed form.
+
+    ``fields`` identify the records; ``params`` turns a frame of them into the
+    parameters of kernel ``algo`` of ``family`` (arrays, one element per record).
+    """
+
+    fields: tuple[str, ...]
+    family: str
+    algo: str
+    params: Callable[[pd.DataFrame], dict[str, Any]]
+
+
+def _column(frame: pd.DataFrame, name: str) -> np.ndarray:
+    return frame[name].to_numpy()
+
+
+#: The measured kernels of ``shared/data/wse3`` (its README says what each record means).
+MEASURED = {
+    "meshgemm": MeasuredKernel(
+        ("P", "M", "K", "N"), "gemm", "meshgemm",
+        lambda f: {"p": _column(f, "P"), "q": _column(f, "P"), "m": _column(f, "M"),
+                   "k": _column(f, "K"), "n": _column(f, "N")},
+    ),
+    "meshgemv": MeasuredKernel(
+        ("P", "M", "N", "group_num"), "gemv", "ktree",
+        lambda f: {"p": _column(f, "P"), "q": _column(f, "P"), "m": _column(f, "M"),
+                   "n": _column(f, "N"), "k_tree": 2, "group_num": _column(f, "group_num"),
+                   "axis": "y"},
+    ),
+    "shift": MeasuredKernel(
+        ("P", "L", "M", "N"), "shift", "shift",
+        lambda f: {"p": _column(f, "P"), "q": _column(f, "P"), "m": _column(f, "M"),
+                   "n": _column(f, "N"), "distance": _column(f, "L"), "axis": "x"},
+    ),
 }
+#: Fields that identify each measured kernel, and the cycle field.
+KERNEL_FIELDS = {name: kernel.fields for name, kernel in MEASURED.items()}
 CYCLES_FIELD = "mean_cycle_count"
 
 #: Parameters a calibration may fit, with physically sensible bounds (cycles, FMA/cycle).
@@ -55,21 +90,8 @@ BOUNDS = {
 
 def _predict(spec: HardwareSpec, kernel: str, frame: pd.DataFrame) -> np.ndarray:
     """Predicted mean-over-cores cycles of the records of one measured kernel."""
-    p = frame["P"].to_numpy()
-    if kernel == "meshgemm":
-        cost: Cost = get_kernel("gemm", "meshgemm").cost(
-            spec, p=p, q=p, m=frame["M"].to_numpy(), k=frame["K"].to_numpy(), n=frame["N"].to_numpy()
-        )
-    elif kernel == "meshgemv":
-        cost = get_kernel("gemv", "ktree").cost(
-            spec, p=p, q=p, m=frame["M"].to_numpy(), n=frame["N"].to_numpy(),
-            k_tree=np.full_like(p, 2), group_num=frame["group_num"].to_numpy(), axis="y",
-        )
-    else:
-        cost = get_kernel("shift", "shift").cost(
-            spec, p=p, q=p, m=frame["M"].to_numpy(), n=frame["N"].to_numpy(),
-            distance=frame["L"].to_numpy(), axis="x",
-        )
+    measured = MEASURED[kernel]
+    cost = get_kernel(measured.family, measured.algo).cost(spec, **measured.params(frame))
     return cost.mean_core_cycles
 
 
@@ -293,4 +315,4 @@ def calibrate(
     )
 
 
-__all__ = ["BOUNDS", "Calibration", "KERNEL_FIELDS", "calibrate", "load_measurements"]
+__all__ = ["BOUNDS", "MEASURED", "Calibration", "KERNEL_FIELDS", "MeasuredKernel", "calibrate", "load_measurements"]

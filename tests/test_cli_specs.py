@@ -12,7 +12,7 @@ from importlib.metadata import version
 import pytest
 
 from plummer.cli import build_parser
-from plummer.hardware import CALIBRATABLE, HardwareSpec, load_hardware, save_hardware
+from plummer.hardware import HardwareSpec, load_hardware, save_hardware
 from plummer.model import ModelSpec, load_model, save_model
 
 HARDWARE_FIELDS = {f.name for f in dataclasses.fields(HardwareSpec)}

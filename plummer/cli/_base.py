@@ -63,6 +63,14 @@ def print_fields(payload: dict[str, Any], title: str | None = None) -> None:
         print(f"  {key:<{width}}  {text}")
 
 
+def emit(payload: dict[str, Any], as_json: bool, title: str) -> None:
+    """Print ``payload``: one JSON object with ``as_json``, else aligned fields under ``title``."""
+    if as_json:
+        print_json(payload)
+    else:
+        print_fields(payload, title=title)
+
+
 def parse_mesh(text: str) -> tuple[int, int]:
     """Parse ``PxQ`` (or ``P``, meaning ``PxP``) into (width, height) cores."""
     parts = text.lower().split("x")

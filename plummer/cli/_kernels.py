@@ -4,22 +4,20 @@ from __future__ import annotations
 
 import argparse
 import math
+from typing import Any
 
 import pandas as pd
 
-from plummer.cli._base import CommandLineError, add_json_flag, parse_mesh, print_fields, print_json
-from plummer.hardware import load_hardware
-from plummer.kernels import algorithms, families, get_kernel
+from plummer.cli._base import CommandLineError, add_json_flag, emit, parse_mesh, print_json
+from plummer.hardware import HardwareSpec, load_hardware
+from plummer.kernels import Kernel, families, get_kernel
 from plummer.validate import VALIDATION_FAMILIES, summarize, validate_kernels
 
 #: The algorithm each family uses when ``--algo`` is not given.
 DEFAULT_ALGO = {"gemm": "meshgemm", "allreduce": "ktree", "broadcast": "multicast", "gemv": "ktree", "shift": "shift"}
 
-#: CLI flag -> kernel parameter name.
-_FLAGS = {
-    "m": "m", "k": "k", "n": "n", "k_tree": "k_tree", "group_num": "group_num",
-    "distance": "distance", "axis": "axis",
-}
+#: Kernel parameters that have a CLI option of the same name (``k_tree`` is ``--k-tree``).
+_OPTIONS = ("m", "k", "n", "k_tree", "group_num", "distance", "axis")
 
 
 def _add_kernel_options(parser: argparse.ArgumentParser) -> None:
@@ -59,36 +57,33 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     val.set_defaults(func=_validate)
 
 
-def _kernel_and_params(args: argparse.Namespace):
+def _kernel_and_params(args: argparse.Namespace) -> tuple[HardwareSpec, Kernel, dict[str, Any]]:
+    """The spec, the kernel and its parameters (defaults filled in) the options name."""
     spec = load_hardware(args.hardware)
     kernel = get_kernel(args.kernel, args.algo or DEFAULT_ALGO[args.kernel])
     p, q = parse_mesh(args.mesh)
-    params: dict[str, object] = {"p": p, "q": q}
-    for flag, name in _FLAGS.items():
-        value = getattr(args, flag)
-        if name in kernel.parameters:
-            if value is None and name not in getattr(kernel, "optional", ()):
-                raise CommandLineError(
-                    f"{args.kernel} --algo {kernel.name} needs --{flag.replace('_', '-')}"
-                )
+    params: dict[str, Any] = {"p": p, "q": q}
+    for name in _OPTIONS:
+        value = getattr(args, name)
+        flag = "--" + name.replace("_", "-")
+        if name not in kernel.parameters:
             if value is not None:
-                params[name] = value
+                raise CommandLineError(
+                    f"{flag} does not apply to {args.kernel} --algo {kernel.name}; "
+                    f"its parameters: {', '.join(kernel.parameters)}"
+                )
         elif value is not None:
-            raise CommandLineError(
-                f"--{flag.replace('_', '-')} does not apply to {args.kernel} --algo {kernel.name}; "
-                f"its parameters: {', '.join(kernel.parameters)}"
-            )
-    return spec, kernel, params
+            params[name] = value
+        elif name not in kernel.defaults:
+            raise CommandLineError(f"{args.kernel} --algo {kernel.name} needs {flag}")
+    return spec, kernel, {**kernel.defaults, **params}
 
 
 def _cost(args: argparse.Namespace) -> None:
     spec, kernel, params = _kernel_and_params(args)
     payload = {"kernel": args.kernel, "algo": kernel.name, "hardware": spec.name, **params}
     payload |= kernel.cost(spec, **params).as_dict()
-    if args.json:
-        print_json(payload)
-    else:
-        print_fields(payload, title=f"closed-form cost ({spec.name})")
+    emit(payload, args.json, f"closed-form cost ({spec.name})")
 
 
 def _run(args: argparse.Namespace) -> None:
@@ -105,10 +100,7 @@ def _run(args: argparse.Namespace) -> None:
         "routing_stages": float(cost.routing_stages),
     }
     payload["comm_cycles"] = payload["cycles"] - payload["compute_cycles"]
-    if args.json:
-        print_json(payload)
-    else:
-        print_fields(payload, title=f"executed on the mesh ({spec.name})")
+    emit(payload, args.json, f"executed on the mesh ({spec.name})")
 
 
 def _validate(args: argparse.Namespace) -> None:
@@ -147,7 +139,4 @@ def _benchmark(args: argparse.Namespace) -> None:
     from plummer.benchmark import run_benchmark
 
     figures = run_benchmark(load_hardware(args.hardware), repeats=args.repeats, large=not args.quick)
-    if args.json:
-        print_json(figures)
-    else:
-        print_fields(figures, title="benchmark (medians)")
+    emit(figures, args.json, "benchmark (medians)")

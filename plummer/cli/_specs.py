@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from plummer.cli._base import add_json_flag, print_fields, print_json
+from plummer.cli._base import add_json_flag, emit
 from plummer.hardware import hardware_presets, load_hardware, save_hardware
 from plummer.model import load_model, model_presets, save_model
 
@@ -50,19 +50,11 @@ def _hardware_show(args: argparse.Namespace) -> None:
     spec = load_hardware(args.spec)
     if args.output:
         save_hardware(spec, args.output)
-    payload = spec.to_dict() | spec.derived()
-    if args.json:
-        print_json(payload)
-    else:
-        print_fields(payload, title=f"hardware {spec.name}")
+    emit(spec.to_dict() | spec.derived(), args.json, f"hardware {spec.name}")
 
 
 def _model_show(args: argparse.Namespace) -> None:
     spec = load_model(args.spec)
     if args.output:
         save_model(spec, args.output)
-    payload = spec.to_dict() | spec.derived(context=args.context)
-    if args.json:
-        print_json(payload)
-    else:
-        print_fields(payload, title=f"model {spec.name}")
+    emit(spec.to_dict() | spec.derived(context=args.context), args.json, f"model {spec.name}")

@@ -197,14 +197,17 @@ class KernelRun:
 class Kernel(abc.ABC):
     """A kernel: parameters, a vectorised closed form and a program for the executor.
 
-    Subclasses set :attr:`name` (the CLI's ``--algo`` or kernel name), :attr:`family`
-    and :attr:`parameters` (names of the integer parameters of :meth:`cost`), and
-    implement :meth:`check`, :meth:`cost` and :meth:`execute`.
+    Subclasses set :attr:`name` (the CLI's ``--algo`` or kernel name), :attr:`family`,
+    :attr:`parameters` (names of the parameters of :meth:`cost`: integers, and ``axis``
+    for kernels along one mesh axis) and :attr:`defaults` (the parameters that may be
+    omitted, with the value used then), and implement :meth:`check`, :meth:`cost`,
+    :meth:`execute` and :meth:`sweep`.
     """
 
     name: ClassVar[str]
     family: ClassVar[str]
     parameters: ClassVar[tuple[str, ...]]
+    defaults: ClassVar[dict[str, Any]] = {}
 
     @abc.abstractmethod
     def check(self, spec: HardwareSpec, **params: np.ndarray) -> None:
@@ -236,21 +239,23 @@ def int_params(kernel: str, params: dict[str, ArrayLike], names: tuple[str, ...]
             f"{kernel}: parameters {', '.join(unknown + missing)} not understood or missing; "
             f"expected {', '.join(names)}"
         )
-    out = {}
-    for name in names:
-        value = np.asarray(params[name])
-        if value.dtype == bool or not (
-            np.issubdtype(value.dtype, np.integer)
-            or (np.issubdtype(value.dtype, np.floating) and np.all(np.mod(value, 1) == 0))
-        ):
-            raise SpecError(f"{kernel}: parameter '{name}' = {_first(value)!r} must be an integer")
-        value = value.astype(np.int64)
-        if np.any(value < 1):
-            raise SpecError(
-                f"{kernel}: parameter '{name}' = {_first(value[value < 1])} must be >= 1"
-            )
-        out[name] = value
-    return out
+    return {name: int_array(kernel, name, params[name]) for name in names}
+
+
+def int_array(kernel: str, name: str, value: ArrayLike, minimum: int = 1) -> np.ndarray:
+    """``value`` as an int64 array if every element is an integer >= ``minimum``."""
+    array = np.asarray(value)
+    if array.dtype == bool or not (
+        np.issubdtype(array.dtype, np.integer)
+        or (np.issubdtype(array.dtype, np.floating) and np.all(np.mod(array, 1) == 0))
+    ):
+        raise SpecError(f"{kernel}: parameter '{name}' = {_first(array)!r} must be an integer")
+    array = array.astype(np.int64)
+    if np.any(array < minimum):
+        raise SpecError(
+            f"{kernel}: parameter '{name}' = {_first(array[array < minimum])} must be >= {minimum}"
+        )
+    return array
 
 
 def require(kernel: str, ok: np.ndarray, field_name: str, value: np.ndarray, allowed: str) -> None:

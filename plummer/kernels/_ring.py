@@ -44,6 +44,13 @@ def edge_color(n: int, k: int, forward: bool, base: int) -> int:
     return base + (0 if dst > src else 3) + phase
 
 
-def max_edge_hops(n: int) -> int:
-    """Longest ring edge in hops: 1 for ``n <= 2``, else 2."""
-    return 1 if n <= 2 else 2
+@lru_cache(maxsize=None)
+def ring_colors(n: int, forward: bool, base: int) -> tuple[frozenset[int], ...]:
+    """Colors (:func:`edge_color`) each position of a line of ``n`` configures for the
+    ring's edges: the sender, the pass-through core and the receiver of every edge."""
+    colors: list[set[int]] = [set() for _ in range(n)]
+    for k in range(n):
+        src, dst = ring_edge(n, k, forward)
+        for position in range(min(src, dst), max(src, dst) + 1):
+            colors[position].add(edge_color(n, k, forward, base))
+    return tuple(frozenset(c) for c in colors)

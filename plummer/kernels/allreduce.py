@@ -64,9 +64,9 @@ from numpy.typing import ArrayLike
 
 from plummer.errors import SpecError
 from plummer.hardware import HardwareSpec
-from plummer.kernels._base import Cost, Kernel, KernelRun, int_params, require
+from plummer.kernels._base import Cost, Kernel, KernelRun, int_array, int_params, require
 from plummer.kernels._gemm import random_operands, scalar_params
-from plummer.kernels._ring import edge_color, interleave_ring, ring_edge
+from plummer.kernels._ring import edge_color, ring_colors, ring_edge
 from plummer.mesh import Mesh, Segment, compute_cycles, serialization_cycles
 
 AXES = ("x", "y")
@@ -76,18 +76,6 @@ _STEPS = {"x": ("E", "W"), "y": ("S", "N")}
 
 
 # ------------------------------------------------------------------ parameters
-def _nonnegative_int(kernel: str, name: str, value: ArrayLike) -> np.ndarray:
-    array = np.asarray(value)
-    if array.dtype == bool or not (
-        np.issubdtype(array.dtype, np.integer)
-        or (np.issubdtype(array.dtype, np.floating) and np.all(np.mod(array, 1) == 0))
-    ):
-        raise SpecError(f"{kernel}: parameter '{name}' = {array.ravel()[0]!r} must be an integer")
-    array = array.astype(np.int64)
-    require(kernel, array >= 0, name, array, "must be >= 0 (0 = the default)")
-    return array
-
-
 def check_axis(kernel: str, axis: Any) -> str:
     """``axis`` if it is ``"x"`` or ``"y"``, else a :class:`SpecError` naming it."""
     if not isinstance(axis, str) or axis not in AXES:
@@ -95,33 +83,42 @@ def check_axis(kernel: str, axis: Any) -> str:
     return axis
 
 
-def line_params(
-    kernel: str, spec: HardwareSpec, params: dict[str, Any], names: tuple[str, ...]
-) -> tuple[dict[str, np.ndarray], str]:
-    """Validate ``names`` (positive integers; ``group_num`` >= 0, default 0; ``k_tree``
-    default 2) and ``axis`` (default ``"x"``); the mesh must fit the fabric and have at
-    least 2 cores along the axis. Returns the int arrays and the axis."""
-    params = dict(params)
-    axis = check_axis(kernel, params.pop("axis", "x"))
+def line_params(kernel: Kernel, spec: HardwareSpec, params: dict[str, Any]) -> tuple[dict[str, np.ndarray], str]:
+    """Validate a line kernel's parameters: ``axis`` (``"x"`` or ``"y"``), ``group_num``
+    (>= 0, 0 = the default tree) and the other names of ``kernel.parameters`` (positive
+    integers), after filling in ``kernel.defaults``; the mesh must fit the fabric and have
+    at least 2 cores along the axis. Returns the int arrays and the axis."""
+    params = {**kernel.defaults, **params}
+    axis = check_axis(kernel.name, params.pop("axis", None))
     group = None
-    if "group_num" in names:
-        group = _nonnegative_int(kernel, "group_num", params.pop("group_num", 0))
-    if "k_tree" in names:
-        params.setdefault("k_tree", 2)
-    values = int_params(kernel, params, tuple(n for n in names if n != "group_num"))
+    if "group_num" in kernel.parameters:
+        group = int_array(kernel.name, "group_num", params.pop("group_num", None), minimum=0)
+    names = tuple(n for n in kernel.parameters if n not in ("axis", "group_num"))
+    values = int_params(kernel.name, params, names)
     if group is not None:
         values["group_num"] = group
     p, q = values["p"], values["q"]
-    require(kernel, p <= spec.fabric_width, "p", p, f"exceeds the fabric width {spec.fabric_width}")
-    require(kernel, q <= spec.fabric_height, "q", q, f"exceeds the fabric height {spec.fabric_height}")
+    require(kernel.name, p <= spec.fabric_width, "p", p, f"exceeds the fabric width {spec.fabric_width}")
+    require(kernel.name, q <= spec.fabric_height, "q", q, f"exceeds the fabric height {spec.fabric_height}")
     along = "p" if axis == "x" else "q"
-    require(kernel, values[along] >= 2, along, values[along], f"must be >= 2: the reduction runs along axis '{axis}'")
+    require(kernel.name, values[along] >= 2, along, values[along], f"must be >= 2: the reduction runs along axis '{axis}'")
     return values, axis
 
 
-def along(values: dict[str, np.ndarray], axis: str) -> tuple[np.ndarray, np.ndarray]:
+def along(values: dict[str, Any], axis: str) -> tuple[Any, Any]:
     """(cores along the axis, number of independent lines)."""
     return (values["p"], values["q"]) if axis == "x" else (values["q"], values["p"])
+
+
+def line_core(axis: str, line: int, position: int) -> tuple[int, int]:
+    """The core (x, y) at ``position`` along ``axis`` on line ``line``."""
+    return (position, line) if axis == "x" else (line, position)
+
+
+def line_config(axis: str, length: int, **params: Any) -> dict[str, Any]:
+    """A sweep configuration: a line of ``length`` cores along ``axis``, 2 lines across."""
+    mesh = {"p": length, "q": 2} if axis == "x" else {"p": 2, "q": length}
+    return {**mesh, **params, "axis": axis}
 
 
 # ------------------------------------------------------------- tree structure
@@ -265,6 +262,22 @@ def chain_timing(spec: HardwareSpec, tree: Levels, elements: ArrayLike, broadcas
     return ChainTiming(head + t, total / length + t, root, stages, root, np.maximum(routes, member))
 
 
+def chain_cost(spec: HardwareSpec, timing: ChainTiming, start: ArrayLike, memory: ArrayLike) -> Cost:
+    """Cost of ``start`` cycles of PE work on every core (all at once), then the chain-tree
+    reduce timed by ``timing``; ``memory`` in bytes per core."""
+    fixed = spec.launch_overhead_cycles + start
+    return Cost.make(
+        spec,
+        cycles=fixed + timing.makespan,
+        compute_cycles=start + spec.beta * timing.stages,
+        hops=timing.hops,
+        routing_stages=timing.stages,
+        memory_per_core_bytes=memory,
+        routes_per_core=timing.routes,
+        mean_core_cycles=fixed + timing.mean,
+    )
+
+
 def tasks(tree_depth: ArrayLike, broadcast: bool) -> np.ndarray:
     """Message tasks a chain-tree kernel activates: one per level, one for the broadcast."""
     return np.asarray(tree_depth) + (1 if broadcast else 0)
@@ -297,11 +310,8 @@ def record_tree(
     forward, backward = _STEPS[axis]
     bcast = color_base + 4 * len(levels)
     for line in range(lines):
-        def at(position: int) -> tuple[int, int]:
-            return (position, line) if axis == "x" else (line, position)
-
         tree = [
-            (at(child), (forward if parent > child else backward) * abs(parent - child), color_base + color)
+            (line_core(axis, line, child), (forward if parent > child else backward) * abs(parent - child), color_base + color)
             for child, parent, color in edges
         ]
         segments = []
@@ -309,18 +319,14 @@ def record_tree(
             segments.append(Segment(backward * root, bcast, deliver_all=True))
         if broadcast and root < length - 1:
             segments.append(Segment(forward * (length - 1 - root), bcast + 1, deliver_all=True))
-        mesh.reduce(local, tree, at(root), dst, broadcast=segments)
-
-
-def _same(v: np.ndarray) -> np.ndarray:
-    return v
+        mesh.reduce(local, tree, line_core(axis, line, root), dst, broadcast=segments)
 
 
 def activate(mesh: Mesh, buffer: str, cycles: float) -> None:
     """Every core's PE activates the kernel's message tasks (``cycles``) before it starts."""
     for y in range(mesh.height):
         for x in range(mesh.width):
-            mesh.compute((x, y), [buffer], buffer, _same, fmas=0, overhead=cycles)
+            mesh.work((x, y), [buffer], buffer, cycles)
 
 
 def load_vectors(mesh: Mesh, seed: int, n: int, name: str) -> np.ndarray:
@@ -344,7 +350,8 @@ class _ChainAllreduce(Kernel):
 
     family = "allreduce"
     broadcast: ClassVar[bool] = True
-    parameters: ClassVar[tuple[str, ...]] = ("p", "q", "n")
+    parameters: ClassVar[tuple[str, ...]] = ("p", "q", "n", "axis")
+    defaults: ClassVar[dict[str, Any]] = {"axis": "x"}
 
     @abc.abstractmethod
     def _values(self, spec: HardwareSpec, params: dict[str, Any]) -> tuple[dict[str, np.ndarray], str, Levels]:
@@ -360,23 +367,13 @@ class _ChainAllreduce(Kernel):
         depth = len(tree.levels) if "k_tree" not in v else v["k_tree"]
         start = tasks(depth, self.broadcast) * spec.message_overhead_cycles
         timing = chain_timing(spec, tree, v["n"], self.broadcast)
-        fixed = spec.launch_overhead_cycles + start
-        return Cost.make(
-            spec,
-            cycles=fixed + timing.makespan,
-            compute_cycles=start + spec.beta * timing.stages,
-            hops=timing.hops,
-            routing_stages=timing.stages,
-            memory_per_core_bytes=2 * v["n"] * spec.dtype_bytes,
-            routes_per_core=timing.routes,
-            mean_core_cycles=fixed + timing.mean,
-        )
+        return chain_cost(spec, timing, start, 2 * v["n"] * spec.dtype_bytes)
 
     def execute(self, spec: HardwareSpec, seed: int = 0, trace: bool = False, **params: Any) -> KernelRun:
         v, axis, tree = self._values(spec, params)
         s = scalar_params(v)
         depth = len(tree.levels) if "k_tree" not in s else s["k_tree"]
-        length, lines = (s["p"], s["q"]) if axis == "x" else (s["q"], s["p"])
+        length, lines = along(s, axis)
         mesh = Mesh(spec, s["p"], s["q"], trace=trace)
         data = load_vectors(mesh, seed, s["n"], "v")
         activate(mesh, "v", float(tasks(depth, self.broadcast)) * spec.message_overhead_cycles)
@@ -393,7 +390,7 @@ class _ChainAllreduce(Kernel):
     def sweep(self) -> list[dict[str, Any]]:
         """Lines of 2 to 64 cores (odd and even) on both axes, n = 1 and 16."""
         return [
-            {"p": length, "q": 2, "n": n, "axis": "x"} if axis == "x" else {"p": 2, "q": length, "n": n, "axis": "y"}
+            line_config(axis, length, n=n)
             for length in (2, 3, 4, 5, 8, 13, 16, 31, 64)
             for n in (1, 16)
             for axis in AXES
@@ -406,7 +403,7 @@ class PipelineAllreduce(_ChainAllreduce):
     name = "pipeline"
 
     def _values(self, spec: HardwareSpec, params: dict[str, Any]) -> tuple[dict[str, np.ndarray], str, Levels]:
-        v, axis = line_params(self.name, spec, params, self.parameters)
+        v, axis = line_params(self, spec, params)
         return v, axis, pipeline_levels(along(v, axis)[0], middle=False)
 
 
@@ -416,7 +413,7 @@ class PipelineMidAllreduce(_ChainAllreduce):
     name = "pipeline-mid"
 
     def _values(self, spec: HardwareSpec, params: dict[str, Any]) -> tuple[dict[str, np.ndarray], str, Levels]:
-        v, axis = line_params(self.name, spec, params, self.parameters)
+        v, axis = line_params(self, spec, params)
         return v, axis, pipeline_levels(along(v, axis)[0], middle=True)
 
 
@@ -424,10 +421,11 @@ class KTreeAllreduce(_ChainAllreduce):
     """The K-tree of MeshGEMV (``k_tree`` levels, ``group_num`` groups at level 1)."""
 
     name = "ktree"
-    parameters = ("p", "q", "n", "k_tree", "group_num")
+    parameters = ("p", "q", "n", "k_tree", "group_num", "axis")
+    defaults = {"axis": "x", "k_tree": 2, "group_num": 0}
 
     def _values(self, spec: HardwareSpec, params: dict[str, Any]) -> tuple[dict[str, np.ndarray], str, Levels]:
-        v, axis = line_params(self.name, spec, params, self.parameters)
+        v, axis = line_params(self, spec, params)
         length = along(v, axis)[0]
         check_ktree(self.name, length, v["k_tree"], v["group_num"])
         return v, axis, ktree_levels(length, v["k_tree"], v["group_num"])
@@ -472,10 +470,11 @@ class KTree2DAllreduce(Kernel):
 
     name = "ktree-2d"
     family = "allreduce"
-    parameters = ("p", "q", "n", "k_tree", "group_num")
+    parameters = ("p", "q", "n", "k_tree", "group_num", "axis")
+    defaults = {"axis": "x", "k_tree": 2, "group_num": 0}
 
     def _values(self, spec: HardwareSpec, params: dict[str, Any]) -> tuple[dict[str, np.ndarray], str]:
-        v, axis = line_params(self.name, spec, params, self.parameters)
+        v, axis = line_params(self, spec, params)
         other = "q" if axis == "x" else "p"
         require(self.name, v[other] >= 2, other, v[other], "must be >= 2: a 2-D allreduce runs along both axes")
         for length in (v["p"], v["q"]):
@@ -492,7 +491,7 @@ class KTree2DAllreduce(Kernel):
         ``F_x = tasks mo + F_K + T + |x - root| alpha`` (the root's PE is free at
         ``F_K + T``): makespans add, and means add (exact)."""
         v, axis = self._values(spec, params)
-        first, second = (v["p"], v["q"]) if axis == "x" else (v["q"], v["p"])
+        first, second = along(v, axis)
         start = tasks(v["k_tree"], True) * spec.message_overhead_cycles
         one = chain_timing(spec, ktree_levels(first, v["k_tree"], v["group_num"]), v["n"], True)
         two = chain_timing(spec, ktree_levels(second, v["k_tree"], v["group_num"]), v["n"], True)
@@ -514,10 +513,10 @@ class KTree2DAllreduce(Kernel):
         other = "y" if axis == "x" else "x"
         mesh = Mesh(spec, s["p"], s["q"], trace=trace)
         data = load_vectors(mesh, seed, s["n"], "v")
-        overhead = float(s["k_tree"] + 1) * spec.message_overhead_cycles
+        overhead = float(tasks(s["k_tree"], True)) * spec.message_overhead_cycles
         base = 0
-        for phase, (ax, src, dst) in enumerate(((axis, "v", "s1"), (other, "s1", "s2"))):
-            length, lines = (s["p"], s["q"]) if ax == "x" else (s["q"], s["p"])
+        for ax, src, dst in ((axis, "v", "s1"), (other, "s1", "s2")):
+            length, lines = along(s, ax)
             levels = ktree_levels(np.array(length), np.array(s["k_tree"]), np.array(s["group_num"])).scalar()
             activate(mesh, src, overhead)
             record_tree(mesh, ax, length, lines, levels, src, dst, base, True)
@@ -542,10 +541,11 @@ class RingAllreduce(Kernel):
 
     name = "ring"
     family = "allreduce"
-    parameters = ("p", "q", "n")
+    parameters = ("p", "q", "n", "axis")
+    defaults = {"axis": "x"}
 
     def _values(self, spec: HardwareSpec, params: dict[str, Any]) -> tuple[dict[str, np.ndarray], str]:
-        v, axis = line_params(self.name, spec, params, self.parameters)
+        v, axis = line_params(self, spec, params)
         length = along(v, axis)[0]
         require(self.name, v["n"] % length == 0, "n", v["n"], "must be a multiple of the cores along the axis")
         return v, axis
@@ -590,17 +590,16 @@ class RingAllreduce(Kernel):
     def execute(self, spec: HardwareSpec, seed: int = 0, trace: bool = False, **params: Any) -> KernelRun:
         v, axis = self._values(spec, params)
         s = scalar_params(v)
-        length, lines = (s["p"], s["q"]) if axis == "x" else (s["q"], s["p"])
+        length, lines = along(s, axis)
         chunk = s["n"] // length
         mesh = Mesh(spec, s["p"], s["q"], trace=trace)
         (data,) = random_operands(seed, (mesh.height * mesh.width, s["n"]))
         data = data.reshape(mesh.height, mesh.width, s["n"])
-        ring = interleave_ring(length)
         forward, backward = _STEPS[axis]
         mo = spec.message_overhead_cycles
 
         def at(line: int, position: int) -> tuple[int, int]:
-            return (position, line) if axis == "x" else (line, position)
+            return line_core(axis, line, position)
 
         for line in range(lines):
             for position in range(length):
@@ -632,8 +631,7 @@ class RingAllreduce(Kernel):
     def sweep(self) -> list[dict[str, Any]]:
         """Lines of 2 to 64 cores (odd and even), chunks of 1 and 8 elements."""
         return [
-            {"p": length, "q": 2, "n": length * c, "axis": "x"} if axis == "x"
-            else {"p": 2, "q": length, "n": length * c, "axis": "y"}
+            line_config(axis, length, n=length * c)
             for length in (2, 3, 4, 5, 8, 13, 32, 64)
             for c in (1, 8)
             for axis in AXES
@@ -642,12 +640,7 @@ class RingAllreduce(Kernel):
 
 @lru_cache(maxsize=None)
 def _ring_routes_one(length: int) -> int:
-    colors: list[set[int]] = [set() for _ in range(length)]
-    for k in range(length):
-        src, dst = ring_edge(length, k)
-        for position in range(min(src, dst), max(src, dst) + 1):
-            colors[position].add(edge_color(length, k, True, 0))
-    return max(len(c) for c in colors)
+    return max(len(c) for c in ring_colors(length, True, 0))
 
 
 def _ring_routes(length: np.ndarray) -> np.ndarray:

@@ -15,7 +15,7 @@ import numpy as np
 from plummer.hardware import HardwareSpec
 from plummer.kernels._base import Cost, Kernel, KernelRun
 from plummer.kernels._gemm import random_operands, scalar_params
-from plummer.kernels.allreduce import AXES, along, line_params
+from plummer.kernels.allreduce import AXES, along, line_config, line_params
 from plummer.mesh import Mesh, serialization_cycles
 
 
@@ -24,10 +24,11 @@ class MulticastBroadcast(Kernel):
 
     name = "multicast"
     family = "broadcast"
-    parameters = ("p", "q", "n")
+    parameters = ("p", "q", "n", "axis")
+    defaults = {"axis": "x"}
 
     def check(self, spec: HardwareSpec, **params: Any) -> None:
-        line_params(self.name, spec, params, self.parameters)
+        line_params(self, spec, params)
 
     def cost(self, spec: HardwareSpec, **params: Any) -> Cost:
         """Closed form (exact, rules 4 and 8): the head leaves the root at ``mo`` and
@@ -35,7 +36,7 @@ class MulticastBroadcast(Kernel):
         (the root's last event is its tail leaving, ``mo + T``). So
         ``cycles = launch + mo + (L - 1) alpha + T(n)`` and the mean over the line uses
         ``mean(y) = (L - 1) / 2``."""
-        v, axis = line_params(self.name, spec, params, self.parameters)
+        v, axis = line_params(self, spec, params)
         length = along(v, axis)[0]
         fixed = spec.launch_overhead_cycles + spec.message_overhead_cycles + serialization_cycles(spec, v["n"])
         return Cost.make(
@@ -50,9 +51,9 @@ class MulticastBroadcast(Kernel):
         )
 
     def execute(self, spec: HardwareSpec, seed: int = 0, trace: bool = False, **params: Any) -> KernelRun:
-        v, axis = line_params(self.name, spec, params, self.parameters)
+        v, axis = line_params(self, spec, params)
         s = scalar_params(v)
-        length, lines = (s["p"], s["q"]) if axis == "x" else (s["q"], s["p"])
+        length, lines = along(s, axis)
         mesh = Mesh(spec, s["p"], s["q"], trace=trace)
         (data,) = random_operands(seed, (lines, s["n"]))
         step = "E" if axis == "x" else "S"
@@ -68,7 +69,7 @@ class MulticastBroadcast(Kernel):
     def sweep(self) -> list[dict[str, Any]]:
         """Lines of 2 to 64 cores on both axes, n = 1 and 32."""
         return [
-            {"p": length, "q": 2, "n": n, "axis": "x"} if axis == "x" else {"p": 2, "q": length, "n": n, "axis": "y"}
+            line_config(axis, length, n=n)
             for length in (2, 3, 8, 17, 64)
             for n in (1, 32)
             for axis in AXES

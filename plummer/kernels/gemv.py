@@ -24,6 +24,8 @@ from plummer.kernels._base import Cost, Kernel, KernelRun, require
 from plummer.kernels._gemm import random_operands, scalar_params
 from plummer.kernels.allreduce import (
     Levels,
+    along,
+    chain_cost,
     chain_timing,
     check_ktree,
     ktree_levels,
@@ -41,7 +43,8 @@ def _product(x: np.ndarray, w: np.ndarray) -> np.ndarray:
 
 class _GEMV(Kernel):
     family = "gemv"
-    parameters: ClassVar[tuple[str, ...]] = ("p", "q", "m", "n")
+    parameters: ClassVar[tuple[str, ...]] = ("p", "q", "m", "n", "axis")
+    defaults: ClassVar[dict[str, Any]] = {"axis": "x"}
 
     def _tree(self, length: np.ndarray, v: dict[str, np.ndarray]) -> Levels:
         return pipeline_levels(length, middle=False)
@@ -50,8 +53,8 @@ class _GEMV(Kernel):
         return 1
 
     def _values(self, spec: HardwareSpec, params: dict[str, Any]) -> tuple[dict[str, np.ndarray], str, np.ndarray, np.ndarray]:
-        v, axis = line_params(self.name, spec, params, self.parameters)
-        length, across = (v["p"], v["q"]) if axis == "x" else (v["q"], v["p"])
+        v, axis = line_params(self, spec, params)
+        length, across = along(v, axis)
         names = ("p", "q") if axis == "x" else ("q", "p")
         require(self.name, v["m"] % length == 0, "m", v["m"], f"must be a multiple of the mesh size '{names[0]}' (M is split along axis '{axis}')")
         require(self.name, v["n"] % across == 0, "n", v["n"], f"must be a multiple of the mesh size '{names[1]}'")
@@ -68,17 +71,7 @@ class _GEMV(Kernel):
         mt, nt = v["m"] // length, v["n"] // across
         local = compute_cycles(spec, mt * nt, 0, mt) + tasks(self._depth(v), True) * spec.message_overhead_cycles
         timing = chain_timing(spec, self._tree(length, v), nt, True)
-        fixed = spec.launch_overhead_cycles + local
-        return Cost.make(
-            spec,
-            cycles=fixed + timing.makespan,
-            compute_cycles=local + spec.beta * timing.stages,
-            hops=timing.hops,
-            routing_stages=timing.stages,
-            memory_per_core_bytes=(mt * nt + mt + 2 * nt) * spec.dtype_bytes,
-            routes_per_core=timing.routes,
-            mean_core_cycles=fixed + timing.mean,
-        )
+        return chain_cost(spec, timing, local, (mt * nt + mt + 2 * nt) * spec.dtype_bytes)
 
     def execute(self, spec: HardwareSpec, seed: int = 0, trace: bool = False, **params: Any) -> KernelRun:
         v, axis, length_a, across_a = self._values(spec, params)
@@ -119,7 +112,8 @@ class KTreeGEMV(_GEMV):
     """MeshGEMV: K-tree allreduce (``k_tree`` levels, ``group_num`` groups at level 1)."""
 
     name = "ktree"
-    parameters = ("p", "q", "m", "n", "k_tree", "group_num")
+    parameters = ("p", "q", "m", "n", "k_tree", "group_num", "axis")
+    defaults = {"axis": "x", "k_tree": 2, "group_num": 0}
 
     def _tree(self, length: np.ndarray, v: dict[str, np.ndarray]) -> Levels:
         return ktree_levels(length, v["k_tree"], v["group_num"])
@@ -141,7 +135,7 @@ def _sweep(k_tree: bool) -> list[dict[str, Any]]:
     configs: list[dict[str, Any]] = []
     for p, q, axis in ((2, 2, "y"), (3, 3, "y"), (4, 4, "y"), (5, 5, "x"), (8, 8, "y"), (16, 16, "y"),
                        (2, 31, "y"), (2, 64, "y"), (48, 2, "x")):
-        length, across = (p, q) if axis == "x" else (q, p)
+        length, across = along({"p": p, "q": q}, axis)
         for mt, nt in ((1, 1), (8, 1), (2, 8)):
             base = {"p": p, "q": q, "m": mt * length, "n": nt * across, "axis": axis}
             if not k_tree:

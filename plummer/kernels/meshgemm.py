@@ -34,7 +34,7 @@ from plummer.kernels._gemm import (
     scalar_params,
     tile_product,
 )
-from plummer.kernels._ring import edge_color, interleave_ring, max_edge_hops, ring_edge
+from plummer.kernels._ring import edge_color, interleave_ring, ring_colors, ring_edge
 from plummer.mesh import Mesh, compute_cycles, serialization_cycles
 
 #: Color bases: A forward along rows, A backward along rows (alignment), B forward along columns.
@@ -46,25 +46,12 @@ def _path(src: int, dst: int, plus: str, minus: str) -> str:
 
 
 @lru_cache(maxsize=None)
-def _ring_colors(n: int, forward: bool, base: int) -> tuple[frozenset[int], ...]:
-    """Colors each position of a line of ``n`` configures for the ring's edges."""
-    colors: list[set[int]] = [set() for _ in range(n)]
-    for k in range(n):
-        src, dst = ring_edge(n, k, forward)
-        color = edge_color(n, k, forward, base)
-        lo, hi = min(src, dst), max(src, dst)
-        for position in range(lo, hi + 1):
-            colors[position].add(color)
-    return tuple(frozenset(c) for c in colors)
-
-
-@lru_cache(maxsize=None)
 def meshgemm_routes(p: int) -> int:
     """Most distinct colors any core of a ``p`` x ``p`` MeshGEMM configures (exact, O(p))."""
     ring = interleave_ring(p)
-    row_fwd = [len(c) for c in _ring_colors(p, True, _A_FORWARD)]
-    row_bwd = [len(c) for c in _ring_colors(p, False, _A_BACKWARD)]
-    col_fwd = [len(c) for c in _ring_colors(p, True, _B_FORWARD)]
+    row_fwd = [len(c) for c in ring_colors(p, True, _A_FORWARD)]
+    row_bwd = [len(c) for c in ring_colors(p, False, _A_BACKWARD)]
+    col_fwd = [len(c) for c in ring_colors(p, True, _B_FORWARD)]
     backward_rows = {ring[i] for i in range(1, p // 2 + 1)}
     with_bwd = max(f + b for f, b in zip(row_fwd, row_bwd))
     without = max(row_fwd)

@@ -22,7 +22,7 @@ import numpy as np
 from plummer.hardware import HardwareSpec
 from plummer.kernels._base import Cost, Kernel, KernelRun, require
 from plummer.kernels._gemm import random_operands, scalar_params
-from plummer.kernels.allreduce import line_params
+from plummer.kernels.allreduce import along, line_core, line_params
 from plummer.mesh import Mesh, serialization_cycles
 
 
@@ -31,10 +31,11 @@ class Shift(Kernel):
 
     name = "shift"
     family = "shift"
-    parameters = ("p", "q", "m", "n", "distance")
+    parameters = ("p", "q", "m", "n", "distance", "axis")
+    defaults = {"axis": "x"}
 
     def _values(self, spec: HardwareSpec, params: dict[str, Any]) -> tuple[dict[str, np.ndarray], str]:
-        v, axis = line_params(self.name, spec, params, self.parameters)
+        v, axis = line_params(self, spec, params)
         require(self.name, v["m"] % v["p"] == 0, "m", v["m"], "must be a multiple of the mesh width p")
         require(self.name, v["n"] % v["q"] == 0, "n", v["n"], "must be a multiple of the mesh height q")
         return v, axis
@@ -53,7 +54,7 @@ class Shift(Kernel):
         ``min(L, x) S``; the makespan is ``u S``.
         """
         v, axis = self._values(spec, params)
-        length = v["p"] if axis == "x" else v["q"]
+        length = along(v, axis)[0]
         mo = spec.message_overhead_cycles
         t = serialization_cycles(spec, (v["m"] // v["p"]) * (v["n"] // v["q"]))
         step = 2 * mo + spec.alpha + t
@@ -79,12 +80,9 @@ class Shift(Kernel):
         mt, nt = s["m"] // p, s["n"] // q
         (matrix,) = random_operands(seed, (s["m"], s["n"]))
         mesh = Mesh(spec, p, q, trace=trace)
-        length, lines = (p, q) if axis == "x" else (q, p)
+        length, lines = along(s, axis)
         step = "E" if axis == "x" else "S"
         mo = spec.message_overhead_cycles
-
-        def at(line: int, position: int) -> tuple[int, int]:
-            return (position, line) if axis == "x" else (line, position)
 
         for x in range(p):
             for y in range(q):
@@ -93,7 +91,7 @@ class Shift(Kernel):
             for line in range(lines):
                 for position in range(k - 1, length - 1):
                     mesh.send(
-                        at(line, position), f"t{(k - 1) % 2}", step, position % 2, f"t{k % 2}",
+                        line_core(axis, line, position), f"t{(k - 1) % 2}", step, position % 2, f"t{k % 2}",
                         overhead=mo, receive_overhead=mo,
                     )
         result = mesh.run()

@@ -17,7 +17,7 @@ Program:
    column) into the receivers' double buffers; every core runs ``C += A_s . B_s`` (one call:
    ``step_overhead`` + ``Kt`` loop iterations + ``Kt Nt`` vector FMAs of length ``Mt``).
    The owner of panel ``s + 1`` issues its send when it starts step ``s`` (a zero-cost gate
-   on its PE), so the broadcast of the next panel overlaps the current product.
+   on its PE, :meth:`Mesh.work`), so the broadcast of the next panel overlaps the current product.
 
 Variants: :class:`SUMMA` multicasts (one pass-through message east and one west per owner
 and step, a distinct color per source: O(p + q) colors per core, which exceeds the route
@@ -45,11 +45,6 @@ from plummer.kernels._gemm import (
     tile_product,
 )
 from plummer.mesh import Mesh, Segment, compute_cycles, serialization_cycles
-
-
-def _last(*tiles: np.ndarray) -> np.ndarray:
-    """A gate's function: leaves its last input unchanged."""
-    return tiles[-1]
 
 
 def _tiles(v: dict[str, np.ndarray]) -> tuple[np.ndarray, ...]:
@@ -108,9 +103,9 @@ def _execute(kernel: Kernel, spec: HardwareSpec, relay: bool, seed: int, trace: 
         o, r = owner_col(s), owner_row(s)
         if s > 0:  # the owners issue panel s when they start step s - 1
             for y in range(q):
-                mesh.compute((o, y), [a_buf(s - 1, o), b_buf(s - 1, y), f"A{s}"], f"A{s}", _last, 0)
+                mesh.work((o, y), [a_buf(s - 1, o), b_buf(s - 1, y)], f"A{s}", 0.0)
             for x in range(p):
-                mesh.compute((x, r), [a_buf(s - 1, x), b_buf(s - 1, r), f"B{s}"], f"B{s}", _last, 0)
+                mesh.work((x, r), [a_buf(s - 1, x), b_buf(s - 1, r)], f"B{s}", 0.0)
         for y in range(q):
             _line(mesh, relay, (o, y), f"A{s}", o, p, "E", "W", 0, f"Ar{s % 2}")
         for x in range(p):
@@ -153,17 +148,46 @@ def _line(mesh: Mesh, relay: bool, src: tuple[int, int], buffer: str, pos: int, 
             mesh.send(src, buffer, step * hops, base + pos + direction, dst, multicast=True)
 
 
-@lru_cache(maxsize=None)
-def multicast_colors(length: int) -> int:
+def multicast_colors(length: ArrayLike) -> np.ndarray:
     """Most colors a core of a line of ``length`` configures for the multicast broadcasts.
 
     Position ``o`` sends ``plus`` on color ``o`` (cores ``o .. length - 1``) and ``minus`` on
     color ``o + 1`` (cores ``0 .. o``): a color's two uses never share a core. Core ``x``
-    sees the ``plus`` colors of sources ``o <= x`` and the ``minus`` colors of ``o >= x``.
+    sees the ``plus`` colors of the sources ``o <= min(x, length - 2)`` and the ``minus``
+    colors of the sources ``o >= max(x, 1)``: ``min(x, length - 2) + 1 + length -
+    max(x, 1)``, largest at ``x = 1``: ``length + 1`` (2 on a line of two cores).
     """
-    return max(
-        min(x, length - 2) + 1 + (length - max(x, 1)) for x in range(length)
-    ) if length > 1 else 0
+    length = np.asarray(length)
+    return np.where(length >= 3, length + 1, np.where(length == 2, 2, 0)).astype(float)
+
+
+def relay_colors(length: ArrayLike) -> np.ndarray:
+    """Most colors a core of a line of ``length`` configures for the relayed broadcasts:
+    per direction, the color it sends on and the one it receives on (2 at the ends)."""
+    return np.where(np.asarray(length) >= 3, 4.0, 2.0)
+
+
+def _longest_path(
+    p: np.ndarray, q: np.ndarray, t_a: np.ndarray, t_b: np.ndarray, step: np.ndarray, per_core: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Max over the candidate critical paths of :func:`_summa_paths` of ``n_A t_a + n_B t_b
+    + n_c step + n_dist per_core``, and the distance term of the maximising path.
+
+    One evaluation per distinct mesh shape, vectorised over the configurations of that shape.
+    """
+    shape = np.broadcast_shapes(p.shape, q.shape, t_a.shape, t_b.shape, step.shape)
+    p, q, t_a, t_b, step = (np.broadcast_to(x, shape) for x in (p, q, t_a, t_b, step))
+    best = np.zeros(shape)
+    dist = np.zeros(shape)
+    for pq in set(zip(p.ravel().tolist(), q.ravel().tolist(), strict=True)):
+        sel = (p == pq[0]) & (q == pq[1])
+        coef = _summa_paths(*pq)
+        vals = (coef[:, None, 0] * t_a[sel] + coef[:, None, 1] * t_b[sel]
+                + coef[:, None, 2] * step[sel] + coef[:, None, 3] * per_core)
+        arg = np.argmax(vals, axis=0)
+        best[sel] = vals[arg, np.arange(arg.size)]
+        dist[sel] = coef[arg, 3]
+    return best, dist
 
 
 @lru_cache(maxsize=None)
@@ -230,20 +254,7 @@ class SUMMA(Kernel):
         c = _step_compute(spec, mt, kt, nt)
         t_a = serialization_cycles(spec, mt * kt)
         t_b = serialization_cycles(spec, kt * nt)
-        shape = np.broadcast_shapes(p.shape, q.shape, c.shape)
-        p, q, c, t_a, t_b = (np.broadcast_to(x, shape) for x in (p, q, c, t_a, t_b))
-        best = np.zeros(shape)
-        hops = np.zeros(shape)
-        for pq in set(zip(p.ravel().tolist(), q.ravel().tolist())):
-            sel = (p == pq[0]) & (q == pq[1])
-            coef = _summa_paths(*pq)
-            vals = (coef[:, None, 0] * t_a[sel] + coef[:, None, 1] * t_b[sel]
-                    + coef[:, None, 2] * c[sel] + coef[:, None, 3] * spec.alpha)
-            arg = np.argmax(vals, axis=0)
-            best[sel] = vals[arg, np.arange(arg.size)]
-            hops[sel] = coef[arg, 3]
-        routes = (np.vectorize(multicast_colors, otypes=[float])(p)
-                  + np.vectorize(multicast_colors, otypes=[float])(q))
+        best, hops = _longest_path(p, q, t_a, t_b, c, spec.alpha)
         cycles = spec.launch_overhead_cycles + best
         return Cost.make(
             spec,
@@ -252,7 +263,7 @@ class SUMMA(Kernel):
             hops=hops,
             routing_stages=0,
             memory_per_core_bytes=_memory(spec, p, q, panels, mt, kt, nt),
-            routes_per_core=routes,
+            routes_per_core=multicast_colors(p) + multicast_colors(q),
             mean_core_cycles=cycles,
         )
 
@@ -269,12 +280,6 @@ class SUMMA(Kernel):
 
     def execute(self, spec: HardwareSpec, seed: int = 0, trace: bool = False, **params: ArrayLike) -> KernelRun:
         return _execute(self, spec, False, seed, trace, params)
-
-
-def relay_colors(length: int) -> int:
-    """Most colors a core of a line of ``length`` configures for the relayed broadcasts:
-    per direction, the color it sends on and the one it receives on (2 at the ends)."""
-    return 4 if length >= 3 else 2
 
 
 class SUMMARelay(Kernel):
@@ -307,20 +312,8 @@ class SUMMARelay(Kernel):
         relay_a = np.where(p >= 3, spec.beta + t_a, 0.0)
         relay_b = np.where(q >= 3, spec.beta + t_b, 0.0)
         c_busy = c + relay_a + relay_b
-        shape = np.broadcast_shapes(p.shape, q.shape, c.shape)
-        p, q, c_busy, t_a, t_b = (np.broadcast_to(x, shape) for x in (p, q, c_busy, t_a, t_b))
-        best = np.zeros(shape)
-        dist = np.zeros(shape)
-        for pq in set(zip(p.ravel().tolist(), q.ravel().tolist())):
-            sel = (p == pq[0]) & (q == pq[1])
-            coef = _summa_paths(*pq)
-            vals = (coef[:, None, 0] * t_a[sel] + coef[:, None, 1] * t_b[sel]
-                    + coef[:, None, 2] * c_busy[sel] + coef[:, None, 3] * (spec.alpha + spec.beta))
-            arg = np.argmax(vals, axis=0)
-            best[sel] = vals[arg, np.arange(arg.size)]
-            dist[sel] = coef[arg, 3]
+        best, dist = _longest_path(p, q, t_a, t_b, c_busy, spec.alpha + spec.beta)
         cycles = spec.launch_overhead_cycles + best
-        routes = np.where(p >= 3, 4, 2) + np.where(q >= 3, 4, 2)
         return Cost.make(
             spec,
             cycles=cycles,
@@ -328,7 +321,7 @@ class SUMMARelay(Kernel):
             hops=dist,
             routing_stages=dist,
             memory_per_core_bytes=_memory(spec, p, q, panels, mt, kt, nt),
-            routes_per_core=routes,
+            routes_per_core=relay_colors(p) + relay_colors(q),
             mean_core_cycles=cycles,
         )
 

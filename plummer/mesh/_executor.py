@@ -49,8 +49,8 @@ from them. Time is in cycles (floats), sizes in elements of ``spec.dtype_bytes``
    makespan is the latest end minus the earliest start; ``mean_core_cycles`` is the mean
    elapsed time over the cores that did anything (what the measured kernels report).
 
-A kernel program calls :meth:`Mesh.load`, :meth:`Mesh.compute`, :meth:`Mesh.send`,
-:meth:`Mesh.relay` and :meth:`Mesh.reduce` in program order; the data move at once (so the program's result is
+A kernel program calls :meth:`Mesh.load`, :meth:`Mesh.compute`, :meth:`Mesh.work`,
+:meth:`Mesh.send`, :meth:`Mesh.relay` and :meth:`Mesh.reduce` in program order; the data move at once (so the program's result is
 exact), and :meth:`Mesh.run` then times the recorded operations with an event queue.
 """
 
@@ -294,8 +294,10 @@ class Mesh:
             self._deliver[node] = {}
             self._bytes[node] = n * self.spec.dtype_bytes
             return node
-        links = []
         hops = len(path)
+        if hops == 0:
+            raise SpecError("a message needs a path of at least one hop")
+        links = []
         delivered_set = set(delivered)
         for hop, step in enumerate(path):
             idx = self.index(cores[hop])
@@ -305,8 +307,6 @@ class Mesh:
             if hop > 0 and hop in delivered_set:
                 outs.add(RAMP)
             self._configure(idx, color, port_in, frozenset(outs))
-        if hops == 0:
-            raise SpecError("a message needs a path of at least one hop")
         last = self.index(cores[-1])
         if to_pe or hops in delivered_set:
             self._configure(last, color, _OPPOSITE[path[-1]], frozenset({RAMP}))
@@ -343,18 +343,35 @@ class Mesh:
         ``output`` may be one of ``inputs`` (accumulate in place).
         """
         idx = self.index(core)
+        cycles = overhead + self._compute_cycles(fmas, loops, vector_ops)
+        node = self._pe_node(idx, inputs, output, cycles, f"compute {output}")
+        result = fn(*(self._tiles[idx][name] for name in inputs))
+        self._store(idx, output, np.asarray(result, dtype=np.float32))
+        self._did_write(idx, output, node)
+
+    def work(self, core: Core, inputs: Sequence[str], marks: str, cycles: float) -> None:
+        """Occupy ``core``'s PE for ``cycles`` once ``inputs`` are ready, changing no data.
+
+        For software work that is not a product: activating message tasks, or a program
+        point (``cycles = 0``) that later sends must wait for. Tile ``marks`` (one of the
+        core's tiles) counts as written by it, so whatever reads ``marks`` next waits.
+        """
+        idx = self.index(core)
+        self._read_deps(idx, marks)  # a clear error if the core lacks the tile
+        node = self._pe_node(idx, inputs, marks, cycles, f"work {marks}")
+        self._did_write(idx, marks, node)
+
+    def _pe_node(self, idx: int, inputs: Sequence[str], output: str, cycles: float, label: str) -> int:
+        """A PE node reading ``inputs`` and about to write ``output`` (rules 6 and 7)."""
         deps: list[int] = []
         for name in inputs:
             deps += self._read_deps(idx, name)
         if output in self._tiles[idx]:
             deps += self._write_deps(idx, output)
-        cycles = overhead + self._compute_cycles(fmas, loops, vector_ops)
-        node = self._node(_COMPUTE, idx, cycles, deps, f"compute {output}")
-        result = fn(*(self._tiles[idx][name] for name in inputs))
+        node = self._node(_COMPUTE, idx, cycles, deps, label)
         for name in inputs:
             self._did_read(idx, name, node)
-        self._store(idx, output, np.asarray(result, dtype=np.float32))
-        self._did_write(idx, output, node)
+        return node
 
     def send(
         self,
@@ -467,9 +484,8 @@ class Mesh:
                 raise SpecError(f"reduction tree: core {child} has two parents")
             parent_of[child_idx] = parent
             children.setdefault(parent, []).append((child_idx, path, color))
-        n = self._tiles[root_idx][local].size if local in self._tiles[root_idx] else None
-        if n is None:
-            self._read_deps(root_idx, local)  # raises the clear error
+        self._read_deps(root_idx, local)  # a clear error if the root lacks the tile
+        n = self._tiles[root_idx][local].size
         t_cycles = self._serialization(n)
 
         def visit(idx: int) -> tuple[int | None, np.ndarray]:

@@ -1,0 +1,96 @@
+"""``plummer cost``, ``run``, ``validate`` and ``benchmark``, and the Cost arithmetic layouts use."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from plummer.hardware import load_hardware
+from plummer.kernels import COST_KEYS, get_kernel
+
+
+def _json(run_cli, *argv):
+    code, out, err = run_cli(*argv)
+    assert code == 0, err
+    return json.loads(out)
+
+
+def test_cost_gemm_json_has_the_breakdown(run_cli):
+    payload = _json(run_cli, "cost", "gemm", "--mesh", "16x16", "--m", "128", "--k", "128", "--n", "128", "--json")
+    assert set(COST_KEYS) <= set(payload)
+    assert payload["cycles"] == pytest.approx(payload["compute_cycles"] + payload["comm_cycles"])
+    expected = get_kernel("gemm", "meshgemm").cost(load_hardware("wse3"), p=16, q=16, m=128, k=128, n=128)
+    assert payload["cycles"] == pytest.approx(float(expected.cycles))
+
+
+def test_run_gemm_is_correct_and_matches_its_prediction(run_cli):
+    payload = _json(run_cli, "run", "gemm", "--mesh", "4x4", "--m", "8", "--k", "8", "--n", "8", "--json")
+    assert payload["correct"] is True and payload["max_abs_error"] < 1e-3
+    assert payload["cycles"] == pytest.approx(payload["predicted_cycles"])
+
+
+def test_axis_and_defaults_reach_the_kernel(run_cli):
+    along_y = _json(run_cli, "cost", "allreduce", "--mesh", "4x16", "--n", "8", "--axis", "y", "--json")
+    along_x = _json(run_cli, "cost", "allreduce", "--mesh", "4x16", "--n", "8", "--json")
+    assert along_y["axis"] == "y" and along_x["axis"] == "x"
+    assert along_y["k_tree"] == 2 and along_y["group_num"] == 0
+    assert along_y["hops"] > along_x["hops"]  # 16 cores along y, 4 along x
+
+
+def test_run_collectives_are_correct(run_cli):
+    for argv in (
+        ("run", "gemv", "--mesh", "8x8", "--m", "16", "--n", "16", "--axis", "y", "--k-tree", "2", "--group-num", "2"),
+        ("run", "allreduce", "--algo", "ring", "--mesh", "5x2", "--n", "10"),
+        ("run", "shift", "--mesh", "6x3", "--m", "12", "--n", "6", "--distance", "2"),
+        ("run", "broadcast", "--mesh", "7x2", "--n", "3"),
+    ):
+        payload = _json(run_cli, *argv, "--json")
+        assert payload["correct"] is True, argv
+        assert payload["cycles"] == pytest.approx(payload["predicted_cycles"]), argv
+
+
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (("cost", "gemm", "--mesh", "8x8", "--m", "8", "--k", "8", "--n", "8", "--axis", "x"), ["--axis", "does not apply"]),
+        (("cost", "gemm", "--mesh", "8x8", "--m", "8", "--k", "8"), ["needs --n"]),
+        (("cost", "gemm", "--mesh", "8x4", "--m", "8", "--k", "8", "--n", "8"), ["'q'", "square"]),
+        (("cost", "gemm", "--mesh", "8x8", "--m", "9", "--k", "8", "--n", "8"), ["'m'", "9"]),
+        (("cost", "gemm", "--mesh", "axb", "--m", "8", "--k", "8", "--n", "8"), ["--mesh", "axb"]),
+        (("cost", "gemm", "--algo", "fast", "--mesh", "8x8", "--m", "8", "--k", "8", "--n", "8"), ["'fast'", "meshgemm"]),
+        (("cost", "allreduce", "--mesh", "8x8", "--n", "4", "--group-num", "3"), ["'group_num'", "3"]),
+        (("cost", "shift", "--mesh", "8x8", "--m", "16", "--n", "16", "--distance", "0"), ["'distance'", "0"]),
+        (("cost", "gemm", "--mesh", "900x900", "--m", "900", "--k", "900", "--n", "900"), ["'p'", "900"]),
+        (("benchmark", "--repeats", "0"), ["--repeats", "0"]),
+    ],
+)
+def test_bad_kernel_input_exits_2_with_one_line(run_cli, argv, words):
+    code, out, err = run_cli(*argv)
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and "Traceback" not in err
+    for word in words:
+        assert word in err, (word, err)
+
+
+def test_validate_json_table(run_cli):
+    payload = _json(run_cli, "validate", "broadcast", "--json")
+    assert payload["rows"] and all(row["correct"] for row in payload["rows"])
+    assert {"predicted", "executed", "rel_error"} <= set(payload["rows"][0])
+    (summary,) = payload["summary"]
+    assert summary["algo"] == "multicast" and summary["max_error"] < 1e-9
+
+
+def test_cost_sum_is_sequential_composition():
+    spec = load_hardware("wse3")
+    p = np.array([4, 8, 16])
+    gemm = get_kernel("gemm", "meshgemm").cost(spec, p=p, q=p, m=4 * p, k=4 * p, n=4 * p)
+    reduce = get_kernel("allreduce", "ktree").cost(spec, p=p, q=p, n=4 * np.ones_like(p), axis="y")
+    both = gemm + reduce
+    assert np.allclose(both.cycles, gemm.cycles + reduce.cycles)
+    assert np.allclose(both.comm_cycles, both.cycles - both.compute_cycles)
+    assert np.allclose(both.memory_per_core_bytes, np.maximum(gemm.memory_per_core_bytes, reduce.memory_per_core_bytes))
+    assert np.allclose(both.routes_per_core, np.maximum(gemm.routes_per_core, reduce.routes_per_core))
+    three = reduce.scaled(3)
+    assert np.allclose(three.cycles, 3 * reduce.cycles) and np.allclose(three.hops, 3 * reduce.hops)
