@@ -161,13 +161,20 @@ def test_closed_forms_are_vectorised_and_fast():
     assert np.all(np.isfinite(sh.mean_core_cycles))
 
 
-def test_shift_edges_finish_early():
+def test_shift_every_core_steps_in_lock_step():
+    """Every core performs all L steps, also for L >= p: each takes launch + L * S."""
     kernel = shift.Shift()
-    long = kernel.execute(FITTED, p=16, q=1, m=16, n=1, distance=8)
-    assert long.correct
-    ex = long.execution
-    assert ex.mean_core_cycles < ex.cycles
-    cost = kernel.cost(FITTED, p=16, q=1, m=16, n=1, distance=8)
-    assert float(cost.mean_core_cycles) == pytest.approx(ex.mean_core_cycles, rel=1e-12)
-    step = 2 * FITTED.message_overhead_cycles + FITTED.alpha + 1
-    assert ex.cycles == pytest.approx(FITTED.launch_overhead_cycles + 8 * step)
+    step = 2 * FITTED.message_overhead_cycles + FITTED.alpha + 1  # T(1) = 1 on wse3
+    for length, distance in ((16, 8), (16, 16), (5, 12), (2, 3)):
+        run = kernel.execute(FITTED, p=length, q=1, m=length, n=1, distance=distance)
+        assert run.correct, (length, distance)
+        ex = run.execution
+        expected = FITTED.launch_overhead_cycles + distance * step
+        assert ex.cycles == pytest.approx(expected, rel=1e-12)
+        np.testing.assert_allclose(ex.core_cycles, expected, rtol=1e-12)  # no edge runs ahead or behind
+        assert ex.link_waits == 0
+        cost = kernel.cost(FITTED, p=length, q=1, m=length, n=1, distance=distance)
+        assert float(cost.mean_core_cycles) == pytest.approx(ex.mean_core_cycles, rel=1e-12)
+    # beyond the line the cost keeps growing by one step per step (the measured kernel does)
+    far = kernel.cost(FITTED, p=8, q=8, m=8, n=8, distance=np.array([7, 8, 16, 32])).cycles
+    np.testing.assert_allclose(np.diff(far), np.array([1, 8, 16]) * step)

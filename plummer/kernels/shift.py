@@ -1,16 +1,34 @@
 """Shift: move every core's tile ``distance`` cores along an axis (east for ``x``, south for ``y``).
 
 The matrix (M x N) is cut into ``(M/p) x (N/q)`` tiles, tile ``(i, j)`` on core
-``(x, y) = (i, j)``. Program: ``L = distance`` sequential one-hop store-and-forward steps,
-as the measured kernel: in step ``k`` every core that holds a tile sends it to its
-neighbour (its PE activates the message, ``message_overhead``; the tile crosses one link,
-``alpha + T``; the neighbour's PE completes the receive, ``message_overhead``),
-double-buffered. Edges: the last core of a line never sends, so tiles shifted past the
-edge are dropped; the core at position ``x`` holds a tile only until step ``x + 1`` (the
-first cores have nothing left to receive and finish early; they do not send filler).
-The output is the shifted matrix: tile ``(i, j)`` moves to ``(i + L, j)``, the first
-``L`` tile columns (rows) are zero. ``distance >= p`` is allowed: after ``length - 1``
-steps every tile has left and the rest of the steps are empty.
+``(x, y) = (i, j)``. The output is the shifted matrix: tile ``(i, j)`` moves to
+``(i + L, j)`` and the first ``L`` tile columns (rows) hold filler (zeros); ``L >= p`` is
+allowed and leaves only filler.
+
+Program (as the measured kernel): **every core performs all ``L = distance`` steps,
+whatever ``L`` is**, one-hop store-and-forward, double-buffered. In step ``k`` a core:
+
+- activates the send of the tile it received in step ``k - 1`` (its own tile in step 1)
+  to its neighbour (PE, ``message_overhead``; the tile crosses one link, ``alpha + T``);
+  the last core of a line has no neighbour: tiles pushed past it are dropped, it only
+  receives;
+- receives the neighbour's tile into its other buffer and runs the receive completion
+  (PE, ``message_overhead``), which ends its step; the next send forwards that tile.
+
+The first core of a line has no neighbour to receive from: it sends filler. Its step is
+paced like everyone else's: once its send's tail has left its buffer (rule 7), it waits
+for its neighbour's flow-control credit, one hop back (``alpha``), and runs its completion
+task (``message_overhead``), refilling the buffer with filler: PE ``alpha +
+message_overhead``, so its step also lasts ``mo + T + alpha + mo``.
+Why this choice (the executor has no fabric back-pressure, so the pacing has to be in the
+program): in the measured kernel the first core cannot run ahead -- its sends drain only
+as fast as its neighbour posts receives -- and every step costs one ``T`` per core even
+for ``L >= p`` (+0.97 cycles per element per step at p = 16, L = 32), and at ``L = 1``
+all cores of a line take the same time (the mean moves by 0.07 cycles from p = 16 to
+96). A first core that runs ahead in the executor would let its neighbours work off
+queued tiles at ``2 message_overhead`` per step without ``alpha + T`` (neither is
+measured), and its PE's ready order would make the edge cores' timing depend on ties.
+With the refill, every core of every line is in lock step, ``S`` cycles per step.
 """
 
 from __future__ import annotations
@@ -27,7 +45,7 @@ from plummer.mesh import Mesh, serialization_cycles
 
 
 class Shift(Kernel):
-    """``distance`` one-hop store-and-forward steps along ``axis``."""
+    """``distance`` lock-step one-hop store-and-forward steps along ``axis``, on every core."""
 
     name = "shift"
     family = "shift"
@@ -44,33 +62,37 @@ class Shift(Kernel):
         self._values(spec, params)
 
     def cost(self, spec: HardwareSpec, **params: Any) -> Cost:
-        """Closed form from rules 4-6 (exact: each link carries one tile per step).
+        """Closed form from rules 4-8: ``launch + L * S``, ``S = 2 mo + alpha + T(Mt Nt)``.
 
-        A core's tile for step ``k + 1`` is ready ``S = 2 mo + alpha + T(Mt Nt)`` after its
-        predecessor's for step ``k`` (activation, one hop, completion), so a core at
-        position ``x`` receives step ``k <= x`` at ``k S``. With ``u = min(L, length - 1)``
-        steps carrying tiles: a core at ``x < u`` ends when its last tile leaves
-        (``x S + mo + T``), the others (and the last core) after their last receive,
-        ``min(L, x) S``; the makespan is ``u S``.
+        Claim: every core starts step ``k`` at ``(k - 1) S``. Step 1 starts at 0. If it
+        holds for step ``k`` (start ``s``): a core's send activation runs ``[s, s + mo]``;
+        its link is free (the previous tile took it ``[s - S + mo, s - S + mo + T)``), so
+        the head reaches the neighbour at ``s + mo + alpha`` and the tile is in its memory
+        at ``s + mo + alpha + T`` (rule 4). The neighbour's buffer is free by then (its
+        step-``k - 1`` send's head left at ``s - S + mo + alpha``, rule 7) and its PE is
+        idle after its own activation, so its receive completion runs
+        ``[s + mo + alpha + T, s + S]``. The first core's refill waits for its own head,
+        ``s + mo + alpha``, and runs ``mo + T``: also until ``s + S``. So step ``k + 1``
+        starts at ``k S`` everywhere, with no contention and no PE tie. Each core's last
+        event is the end of its step ``L`` (its last send's tail, ``(L - 1) S + mo + T``,
+        is earlier), so every core takes ``launch + L S``: mean = makespan.
         """
         v, axis = self._values(spec, params)
         length = along(v, axis)[0]
         mo = spec.message_overhead_cycles
         t = serialization_cycles(spec, (v["m"] // v["p"]) * (v["n"] // v["q"]))
         step = 2 * mo + spec.alpha + t
-        u = np.minimum(v["distance"], length - 1)
-        early = step * u * (u - 1) / 2 + u * (mo + t)
-        late = (length - 1 - u) * v["distance"] * step + u * step
-        fixed = spec.launch_overhead_cycles
+        steps = v["distance"]
+        cycles = spec.launch_overhead_cycles + steps * step
         return Cost.make(
             spec,
-            cycles=fixed + u * step,
-            compute_cycles=2 * mo * u,
-            hops=u,
-            routing_stages=u,
+            cycles=cycles,
+            compute_cycles=2 * mo * steps,
+            hops=steps,
+            routing_stages=steps,
             memory_per_core_bytes=2 * (v["m"] // v["p"]) * (v["n"] // v["q"]) * spec.dtype_bytes,
             routes_per_core=np.where(length >= 3, 2, 1),
-            mean_core_cycles=fixed + (early + late) / length,
+            mean_core_cycles=cycles,
         )
 
     def execute(self, spec: HardwareSpec, seed: int = 0, trace: bool = False, **params: Any) -> KernelRun:
@@ -83,40 +105,47 @@ class Shift(Kernel):
         length, lines = along(s, axis)
         step = "E" if axis == "x" else "S"
         mo = spec.message_overhead_cycles
+        refill = spec.alpha + mo
+        filler = np.zeros((mt, nt), dtype=np.float32)
 
         for x in range(p):
             for y in range(q):
                 mesh.load((x, y), "t0", matrix[x * mt:(x + 1) * mt, y * nt:(y + 1) * nt])
-        for k in range(1, min(distance, length - 1) + 1):
+        for k in range(1, distance + 1):
+            send, recv = f"t{(k - 1) % 2}", f"t{k % 2}"
             for line in range(lines):
-                for position in range(k - 1, length - 1):
+                first = line_core(axis, line, 0)
+                # the first core sends its buffer, then refills that same buffer with filler
+                mesh.send(first, "t0", step, 0, recv, overhead=mo, receive_overhead=mo)
+                mesh.compute(first, [], "t0", lambda: filler, fmas=0, overhead=refill)
+                for position in range(1, length - 1):
                     mesh.send(
-                        line_core(axis, line, position), f"t{(k - 1) % 2}", step, position % 2, f"t{k % 2}",
+                        line_core(axis, line, position), send, step, position % 2, recv,
                         overhead=mo, receive_overhead=mo,
                     )
         result = mesh.run()
-        final = f"t{distance % 2}"
         output = np.zeros_like(matrix)
         for x in range(p):
             for y in range(q):
-                if (x if axis == "x" else y) >= distance:
-                    output[x * mt:(x + 1) * mt, y * nt:(y + 1) * nt] = result.tile((x, y), final)
+                position = x if axis == "x" else y
+                final = "t0" if position == 0 else f"t{distance % 2}"
+                output[x * mt:(x + 1) * mt, y * nt:(y + 1) * nt] = result.tile((x, y), final)
         shift_rows, shift_cols = (min(distance * mt, s["m"]), 0) if axis == "x" else (0, min(distance * nt, s["n"]))
         reference = np.zeros_like(matrix)
         reference[shift_rows:, shift_cols:] = matrix[:s["m"] - shift_rows, :s["n"] - shift_cols]
         return KernelRun(output, reference, result)
 
     def sweep(self) -> list[dict[str, Any]]:
-        """Lines of 2 to 64 cores, distances 1 to 32 (also beyond the line), tiles 1x1 to 8x8."""
+        """Lines of 2 to 64 cores, distances 1 to 40 (also at and beyond the line), tiles 1x1 to 8x8."""
         return [
             {"p": length, "q": 2, "m": length * mt, "n": 2 * nt, "distance": d, "axis": "x"}
             for length in (2, 3, 5, 8, 16, 33, 64)
-            for d in (1, 2, 3, 8, 32)
+            for d in (1, 2, 3, 8, 16, 40)
             for mt, nt in ((1, 1), (8, 8))
         ] + [
             {"p": 2, "q": length, "m": 2 * mt, "n": length * nt, "distance": d, "axis": "y"}
             for length in (3, 16)
-            for d in (1, 4, 16)
+            for d in (1, 4, 16, 20)
             for mt, nt in ((1, 1), (4, 2))
         ]
 

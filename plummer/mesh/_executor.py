@@ -42,7 +42,8 @@ from them. Time is in cycles (floats), sizes in elements of ``spec.dtype_bytes``
    The PE serves its work in the order it becomes ready (ties: program order).
 7. **Buffers.** An operation that reads a tile waits for its last writer; one that writes a
    tile also waits for every read of the previous contents (write-after-read), which is
-   why kernels double-buffer explicitly.
+   why kernels double-buffer explicitly. A send reads its tile until the tail leaves the
+   source (``start + T``); a relay or reduction leg, until its head reaches the next PE.
 8. **Results.** Every core starts at 0. A core's elapsed time is its last event (a compute
    or stage end, a delivery into its memory, the tail of its own send leaving) plus the
    spec's fixed ``launch_overhead_cycles``. The
@@ -132,22 +133,19 @@ class Mesh:
         self._peak = [0] * cores
         # routes: per core, color -> (input port, output ports)
         self._routes: list[dict[int, tuple[str, frozenset[str]]]] = [{} for _ in range(cores)]
-        # buffer dependencies: (core, name) -> last writer node / readers since then
-        self._writer: dict[tuple[int, str], int] = {}
-        self._readers: dict[tuple[int, str], list[int]] = {}
-        # the timing graph (parallel lists, indexed by node id)
-        self._kind: list[int] = []
-        self._core: list[int] = []
-        self._cycles: list[float] = []  # compute cycles / serialization T of a message
-        self._links: list[tuple[int, ...] | None] = []  # link ids of a transmit
-        self._deliver: list[dict[int, int] | None] = []  # hop -> delivery node of a transmit
-        self._final: list[bool] = []  # stage completes at its tail (final add into memory)
-        self._bytes: list[int] = []  # bytes a transmit carries over each of its links
-        self._awaits_transmit: list[bool] = []  # a delivery: also waits for its message
-        self._deps: list[list[int]] = []
-        self._label: list[str] = []
+        # buffer dependencies: (core, name) -> [last writer node or -1, readers since then]
+        self._buffers: dict[tuple[int, str], list] = {}
+        # the timing graph: parallel lists indexed by node id, sparse extras in dicts
+        # per node: [kind, core, cycles, dependencies not yet met, nodes that depend on it];
+        # cycles: a compute's duration or a message's serialization T
+        self._nodes: list[list] = []
+        self._links: dict[int, tuple[int, ...]] = {}  # link ids of a transmit
+        self._deliver: dict[int, dict[int, int]] = {}  # transmit -> hop -> delivery node
+        self._bytes: dict[int, int] = {}  # bytes a transmit carries over each of its links
+        self._final: set[int] = set()  # stages that complete at their tail (add into memory)
+        self._injected: set[int] = set()  # sends: complete when their tail leaves the source
+        self._label: dict[int, str] = {}  # labels of the trace (kept only when tracing)
         self._executed = False
-        self._walks: dict[tuple[Core, str], list[Core]] = {}  # path -> cores it visits
         self._configured: dict[tuple, tuple[int, ...]] = {}  # route already checked -> links
         # the rules of _rules.py, cached per argument: a program repeats a few sizes
         self._serialization = lru_cache(maxsize=None)(
@@ -166,9 +164,7 @@ class Mesh:
         return y * self.width + x
 
     def _walk(self, src: Core, path: str) -> list[Core]:
-        known = self._walks.get((src, path))
-        if known is not None:
-            return known
+        """The cores a path from ``src`` visits, ``src`` first (all must be on the mesh)."""
         cores = [src]
         x, y = src
         for step in path:
@@ -178,13 +174,15 @@ class Mesh:
             x, y = x + dx, y + dy
             self.index((x, y))
             cores.append((x, y))
-        self._walks[(src, path)] = cores
         return cores
 
     # ------------------------------------------------------------------ memory
     def _store(self, idx: int, name: str, array: np.ndarray) -> None:
         tiles = self._tiles[idx]
         old = tiles.get(name)
+        if old is not None and old.size == array.size:  # same footprint: nothing to count
+            tiles[name] = array
+            return
         need = array.size * self.spec.dtype_bytes
         have = old.size * self.spec.dtype_bytes if old is not None else 0
         if self._used[idx] - have + need > self.spec.memory_bytes:
@@ -239,88 +237,93 @@ class Mesh:
         routes[color] = (port_in, ports_out)
 
     # ------------------------------------------------------------- graph nodes
-    def _node(self, kind: int, idx: int, cycles: float, deps: list[int], label: str) -> int:
+    def _node(
+        self, kind: int, idx: int, cycles: float, deps: list[int], label: str, awaits: int = 0
+    ) -> int:
+        """A node of the timing graph; ``awaits`` counts dependencies met by other means
+        than a node (a delivery waits for its message's hop)."""
         if self._executed:
             raise RuntimeError("this mesh has already run; build a new Mesh for a new program")
-        self._kind.append(kind)
-        self._core.append(idx)
-        self._cycles.append(cycles)
-        self._links.append(None)
-        self._deliver.append(None)
-        self._final.append(False)
-        self._bytes.append(0)
-        self._awaits_transmit.append(False)
-        self._deps.append(deps)
-        self._label.append(label)
-        return len(self._kind) - 1
+        nodes = self._nodes
+        node = len(nodes)
+        nodes.append([kind, idx, cycles, len(deps) + awaits, []])
+        for dep in deps:
+            nodes[dep][4].append(node)
+        if self._trace_enabled:
+            self._label[node] = label
+        return node
 
     def _read_deps(self, idx: int, name: str) -> list[int]:
         if name not in self._tiles[idx]:
             raise SpecError(
                 f"core ({idx % self.width}, {idx // self.width}) holds no tile '{name}'"
             )
-        writer = self._writer.get((idx, name))
-        return [] if writer is None else [writer]
+        state = self._buffers.get((idx, name))
+        return [] if state is None or state[0] < 0 else [state[0]]
 
     def _write_deps(self, idx: int, name: str) -> list[int]:
-        key = (idx, name)
-        deps = list(self._readers.get(key, ()))
-        writer = self._writer.get(key)
-        if writer is not None:
-            deps.append(writer)
-        return deps
+        state = self._buffers.get((idx, name))
+        if state is None:
+            return []
+        return state[1] + [state[0]] if state[0] >= 0 else list(state[1])
 
     def _did_read(self, idx: int, name: str, node: int) -> None:
-        self._readers.setdefault((idx, name), []).append(node)
+        state = self._buffers.get((idx, name))
+        if state is None:
+            self._buffers[(idx, name)] = [-1, [node]]
+        else:
+            state[1].append(node)
 
     def _did_write(self, idx: int, name: str, node: int) -> None:
-        self._writer[(idx, name)] = node
-        self._readers[(idx, name)] = []
+        self._buffers[(idx, name)] = [node, []]
 
     def _transmit(
-        self, src: int, cores: list[Core], path: str, color: int, n: int,
-        deps: list[int], delivered: Sequence[int], to_pe: bool, label: str,
-    ) -> int:
-        """Record a pass-through message; returns its node (done = head at the last core).
+        self, src: Core, src_idx: int, path: str, color: int, n: int,
+        deps: list[int], delivered: tuple[int, ...], to_pe: bool, label: str,
+    ) -> tuple[int, tuple[int, ...]]:
+        """Record a pass-through message; returns its node (done = head at the last core)
+        and the linear indices of the cores on its path (``src`` first).
 
-        ``delivered`` lists the hop numbers (1-based positions in ``cores``) whose core
+        ``delivered`` lists the hop numbers (1-based positions on the path) whose core
         receives a copy into memory; ``to_pe`` hands the message to the last core's PE.
+        A route seen before is not configured and checked again.
         """
-        node = self._node(_TRANSMIT, src, self._serialization(n), deps, label)
-        key = (src, path, color, tuple(delivered), to_pe)
-        known = self._configured.get(key)
-        if known is not None:  # the same route again: already configured and checked
-            self._links[node] = known
-            self._deliver[node] = {}
-            self._bytes[node] = n * self.spec.dtype_bytes
-            return node
+        node = self._node(_TRANSMIT, src_idx, self._serialization(n), deps, label)
+        self._deliver[node] = {}
+        self._bytes[node] = n * self.spec.dtype_bytes
+        key = (src_idx, path, color, delivered, to_pe)
+        route = self._configured.get(key)
+        if route is None:
+            route = self._configured[key] = self._route(src, path, color, delivered, to_pe)
+        self._links[node] = route[0]
+        return node, route[1]
+
+    def _route(
+        self, src: Core, path: str, color: int, delivered: tuple[int, ...], to_pe: bool
+    ) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """Configure (and check, rule 3) the colors of a path; its link ids and core indices."""
         hops = len(path)
         if hops == 0:
             raise SpecError("a message needs a path of at least one hop")
+        cores = [self.index(core) for core in self._walk(src, path)]
         links = []
-        delivered_set = set(delivered)
         for hop, step in enumerate(path):
-            idx = self.index(cores[hop])
+            idx = cores[hop]
             links.append(idx * 4 + _DIR_INDEX[step])
             port_in = RAMP if hop == 0 else _OPPOSITE[path[hop - 1]]
-            outs = {step}
-            if hop > 0 and hop in delivered_set:
-                outs.add(RAMP)
+            outs = {step, RAMP} if hop > 0 and hop in delivered else {step}
             self._configure(idx, color, port_in, frozenset(outs))
-        last = self.index(cores[-1])
-        if to_pe or hops in delivered_set:
-            self._configure(last, color, _OPPOSITE[path[-1]], frozenset({RAMP}))
-        else:
+        if not (to_pe or hops in delivered):
             raise SpecError("a message must end at a core that receives it")
-        self._links[node] = self._configured[key] = tuple(links)
-        self._deliver[node] = {}
-        self._bytes[node] = n * self.spec.dtype_bytes
-        return node
+        self._configure(cores[-1], color, _OPPOSITE[path[-1]], frozenset({RAMP}))
+        return tuple(links), tuple(cores)
+
+    def _core_at(self, idx: int) -> Core:
+        return idx % self.width, idx // self.width
 
     def _delivery(self, transmit: int, hop: int, idx: int, buffer: str, label: str) -> int:
         """A node for the copy that hop ``hop`` of ``transmit`` leaves in ``buffer`` at ``idx``."""
-        node = self._node(_JOIN, idx, 0.0, self._write_deps(idx, buffer), label)
-        self._awaits_transmit[node] = True
+        node = self._node(_JOIN, idx, 0.0, self._write_deps(idx, buffer), label, awaits=1)
         self._deliver[transmit][hop] = node
         self._did_write(idx, buffer, node)
         return node
@@ -394,20 +397,20 @@ class Mesh:
         as ready: the two halves of a store-and-forward step.
         """
         src_idx = self.index(src)
-        cores = self._walk(src, path)
         deps = self._read_deps(src_idx, buffer)
         array = self._tiles[src_idx][buffer]
         if overhead:
             start = self._node(_COMPUTE, src_idx, overhead, deps, f"activate send {buffer}")
             self._did_read(src_idx, buffer, start)
             deps = [start]
-        hops = list(range(1, len(path) + 1)) if multicast else [len(path)]
-        node = self._transmit(
-            src_idx, cores, path, color, array.size, deps, hops, False, f"send {buffer}"
+        hops = tuple(range(1, len(path) + 1)) if multicast else (len(path),)
+        node, cores = self._transmit(
+            src, src_idx, path, color, array.size, deps, hops, False, f"send {buffer}"
         )
+        self._injected.add(node)
         self._did_read(src_idx, buffer, node)
         for hop in hops:
-            idx = self.index(cores[hop])
+            idx = cores[hop]
             delivery = self._delivery(node, hop, idx, dst_buffer, f"recv {dst_buffer}")
             self._store(idx, dst_buffer, array)
             if receive_overhead:
@@ -430,26 +433,25 @@ class Mesh:
         reader: tuple[int, str] | None = (src_idx, buffer)
         here = src
         for number, segment in enumerate(segments):
-            cores = self._walk(here, segment.path)
-            hops = list(range(1, len(segment.path))) if segment.deliver_all else []
-            node = self._transmit(
-                self.index(here), cores, segment.path, segment.color, value.size, deps, hops,
+            hops = tuple(range(1, len(segment.path))) if segment.deliver_all else ()
+            node, cores = self._transmit(
+                here, self.index(here), segment.path, segment.color, value.size, deps, hops,
                 True, f"relay {buffer} leg {number}",
             )
             if reader is not None:
                 self._did_read(*reader, node)
                 reader = None
             for hop in hops:
-                idx = self.index(cores[hop])
-                self._delivery(node, hop, idx, dst_buffer, f"recv {dst_buffer}")
-                self._store(idx, dst_buffer, value)
-            here = cores[-1]
-            idx = self.index(here)
+                self._delivery(node, hop, cores[hop], dst_buffer, f"recv {dst_buffer}")
+                self._store(cores[hop], dst_buffer, value)
+            idx = cores[-1]
+            here = self._core_at(idx)
             stage = self._node(
                 _STAGE, idx, t_cycles, [node] + self._write_deps(idx, dst_buffer),
                 f"relay {buffer}",
             )
-            self._final[stage] = number == len(segments) - 1
+            if number == len(segments) - 1:
+                self._final.add(stage)
             self._store(idx, dst_buffer, value)
             self._did_write(idx, dst_buffer, stage)
             deps = [stage]
@@ -490,16 +492,14 @@ class Mesh:
 
         def visit(idx: int) -> tuple[int | None, np.ndarray]:
             """Node whose completion is the head of ``idx``'s outgoing sum, and the sum."""
-            core = (idx % self.width, idx // self.width)
             deps = self._read_deps(idx, local)
             value = self._tiles[idx][local]
             for child_idx, path, color in children.get(idx, []):
-                child_core = (child_idx % self.width, child_idx // self.width)
                 head, child_value = visit(child_idx)
-                leg = self._transmit(
-                    child_idx, self._walk(child_core, path), path, color, n,
+                leg, _ = self._transmit(
+                    self._core_at(child_idx), child_idx, path, color, n,
                     [head] if head is not None else self._read_deps(child_idx, local),
-                    [], True, f"reduce {local}",
+                    (), True, f"reduce {local}",
                 )
                 if head is None:
                     self._did_read(child_idx, local, leg)
@@ -510,8 +510,9 @@ class Mesh:
             final = idx == root_idx and not broadcast
             if idx == root_idx:
                 deps += self._write_deps(idx, dst_buffer)
-            stage = self._node(_STAGE, idx, t_cycles, deps, f"reduce {local} at {core}")
-            self._final[stage] = final
+            stage = self._node(_STAGE, idx, t_cycles, deps, f"reduce {local} at {self._core_at(idx)}")
+            if final:
+                self._final.add(stage)
             self._did_read(idx, local, stage)
             return stage, value
 
@@ -525,16 +526,14 @@ class Mesh:
         self._store(root_idx, dst_buffer, total)
         self._did_write(root_idx, dst_buffer, head)
         for segment in broadcast:
-            cores = self._walk(root, segment.path)
-            hops = list(range(1, len(segment.path) + 1))
-            node = self._transmit(
-                root_idx, cores, segment.path, segment.color, n, [head], hops, False,
+            hops = tuple(range(1, len(segment.path) + 1))
+            node, cores = self._transmit(
+                root, root_idx, segment.path, segment.color, n, [head], hops, False,
                 f"broadcast {dst_buffer}",
             )
             for hop in hops:
-                idx = self.index(cores[hop])
-                self._delivery(node, hop, idx, dst_buffer, f"recv {dst_buffer}")
-                self._store(idx, dst_buffer, total)
+                self._delivery(node, hop, cores[hop], dst_buffer, f"recv {dst_buffer}")
+                self._store(cores[hop], dst_buffer, total)
 
     # --------------------------------------------------------------- timing
     def run(self) -> ExecutionResult:
@@ -544,107 +543,97 @@ class Mesh:
         self._executed = True
         spec = self.spec
         alpha, beta = spec.alpha, spec.beta
-        count = len(self._kind)
+        nodes = self._nodes
         cores = self.width * self.height
-        pending = [len(d) + w for d, w in zip(self._deps, self._awaits_transmit)]
-        dependents: list[list[int]] = [[] for _ in range(count)]
-        for node, deps in enumerate(self._deps):
-            for dep in deps:
-                dependents[dep].append(node)
-        ready = [0.0] * count
+        links_of, deliver_of, final, injected = self._links, self._deliver, self._final, self._injected
+        tracing = self._trace_enabled
+        ready = [0.0] * len(nodes)
         pe_free = [0.0] * cores
         busy = [0.0] * cores
-        last = [math.nan] * cores
+        last = [-math.inf] * cores
         link_free: dict[int, float] = {}
-        link_bytes = np.zeros(cores * 4)
         trace: list[TraceEvent] = []
         waits = 0  # hops whose head found its link busy (contention)
+        push, pop = heapq.heappush, heapq.heappop
+        resolved: list[tuple[int, float]] = []  # (node, completion time) to release
 
-        heap: list[tuple[float, int, int, int]] = []
-        seq = 0
-        for node in range(count):
-            if pending[node] == 0:
-                heap.append((0.0, node, node, 0))
-        seq = count
-        heapq.heapify(heap)
-
-        def touch(idx: int, t: float) -> None:
-            if not t <= last[idx]:  # also true while last is nan
-                last[idx] = t
-
-        def satisfy(child: int, t: float) -> None:
-            """One dependency of ``child`` is met at ``t``; queue it when all are."""
-            nonlocal seq
-            if t > ready[child]:
-                ready[child] = t
-            pending[child] -= 1
-            if pending[child] == 0:
-                seq += 1
-                heapq.heappush(heap, (ready[child], seq, child, 0))
-
-        def resolve(node: int, t: float) -> None:
-            for child in dependents[node]:
-                satisfy(child, t)
-
-        kinds, core_of, cycles_of = self._kind, self._core, self._cycles
+        # heap entries (time, sequence, node, hop): ties go in the order they were queued
+        heap = [(0.0, node, node, 0) for node, rec in enumerate(nodes) if rec[3] == 0]
+        seq = len(nodes)
         while heap:
-            t, _, node, hop = heapq.heappop(heap)
-            kind = kinds[node]
+            t, _, node, hop = pop(heap)
+            kind, idx, length = nodes[node][:3]
             if kind == _TRANSMIT:
-                links = self._links[node]
-                length = cycles_of[node]
+                links = links_of[node]
                 link = links[hop]
                 free = link_free.get(link, 0.0)
                 if free > t:
                     waits += 1
-                start = max(t, free)
-                link_free[link] = start + length
-                head = start + alpha
+                    t = free
+                link_free[link] = t + length
+                head = t + alpha
                 if hop == 0:
-                    touch(core_of[node], start + length)
-                if self._trace_enabled:
-                    trace.append(TraceEvent("hop", link // 4, start, start + length, link % 4))
-                delivery = self._deliver[node].get(hop + 1)
+                    if t + length > last[idx]:
+                        last[idx] = t + length
+                    if node in injected:  # a send: its buffer is free once the tail leaves
+                        resolved.append((node, t + length))
+                if tracing:
+                    trace.append(TraceEvent("hop", link // 4, t, t + length, link % 4))
+                delivery = deliver_of[node].get(hop + 1)
                 if delivery is not None:
-                    touch(core_of[delivery], head + length)
-                    satisfy(delivery, head + length)
+                    at = head + length
+                    rec = nodes[delivery]
+                    if at > last[rec[1]]:
+                        last[rec[1]] = at
+                    if at > ready[delivery]:
+                        ready[delivery] = at
+                    rec[3] -= 1
+                    if rec[3] == 0:  # a join holds no resource: resolve it at once
+                        resolved.append((delivery, ready[delivery]))
                 if hop + 1 < len(links):
                     seq += 1
-                    heapq.heappush(heap, (head, seq, node, hop + 1))
-                else:
-                    resolve(node, head)
-            elif kind == _COMPUTE:
-                idx = core_of[node]
-                start = max(t, pe_free[idx])
-                end = start + cycles_of[node]
+                    push(heap, (head, seq, node, hop + 1))
+                elif node not in injected:  # a leg into a PE stage: done when its head arrives
+                    resolved.append((node, head))
+            elif kind == _JOIN:  # only a join with no dependency at all is queued
+                resolved.append((node, t))
+            else:  # the PE: a compute, or a stage (rule 5)
+                start = t if t > pe_free[idx] else pe_free[idx]
+                work = length if kind == _COMPUTE else beta + length
+                end = start + work
                 pe_free[idx] = end
-                busy[idx] += cycles_of[node]
-                touch(idx, end)
-                if self._trace_enabled:
+                busy[idx] += work
+                if end > last[idx]:
+                    last[idx] = end
+                if tracing:
                     trace.append(TraceEvent(self._label[node], idx, start, end))
-                resolve(node, end)
-            elif kind == _STAGE:
-                idx = core_of[node]
-                start = max(t, pe_free[idx])
-                end = start + beta + cycles_of[node]
-                pe_free[idx] = end
-                busy[idx] += beta + cycles_of[node]
-                touch(idx, end)
-                if self._trace_enabled:
-                    trace.append(TraceEvent(self._label[node], idx, start, end))
-                resolve(node, end if self._final[node] else start + beta)
-            else:  # _JOIN: a delivery or a pure dependency
-                resolve(node, t)
+                resolved.append((node, end if kind == _COMPUTE or node in final else start + beta))
+            # completed nodes release their children; joins complete as soon as they are free
+            while resolved:
+                done_node, done = resolved.pop()
+                for child in nodes[done_node][4]:
+                    if done > ready[child]:
+                        ready[child] = done
+                    rec = nodes[child]
+                    rec[3] -= 1
+                    if rec[3] == 0:
+                        if rec[0] == _JOIN:
+                            resolved.append((child, ready[child]))
+                        else:
+                            seq += 1
+                            push(heap, (ready[child], seq, child, 0))
 
-        if any(p > 0 for p in pending):
+        if any(rec[3] > 0 for rec in nodes):
             raise RuntimeError("the program's dependencies form a cycle")
-        for node in range(count):
-            if kinds[node] == _TRANSMIT:
-                link_bytes[list(self._links[node])] += self._bytes[node]
+        link_bytes = np.zeros(cores * 4)
+        for node, links in links_of.items():
+            link_bytes[list(links)] += self._bytes[node]
+        last_event = np.array(last) + spec.launch_overhead_cycles
+        last_event[np.isinf(last_event)] = np.nan  # a core that did nothing
         return ExecutionResult.build(
             width=self.width,
             height=self.height,
-            last_event=np.array(last) + spec.launch_overhead_cycles,
+            last_event=last_event,
             busy=np.array(busy),
             link_bytes=link_bytes.reshape(self.height, self.width, 4),
             peak_memory=np.array(self._peak),
