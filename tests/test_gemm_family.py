@@ -64,15 +64,21 @@ def test_closed_form_equals_executor(kernel, spec):
         assert float(cost.memory_per_core_bytes) == run.peak_memory_bytes.max(), config
 
 
-@pytest.mark.xfail(strict=True, reason="summa-relay closed form is approximate (up to ~35%)")
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: f"alpha={s.alpha}")
-def test_summa_relay_within_five_percent(spec):
+def test_summa_relay_closed_form_matches_executor(spec):
+    """Within 0.5% where no link is shared at once, 5% everywhere (the recurrence is in
+    fact exact on the whole sweep), for the makespan and the mean over cores."""
     kernel = SUMMARelay()
     for config in kernel.sweep():
         if config["p"] * config["q"] > 100:
             continue
         run = kernel.execute(spec, **config).execution
-        assert float(kernel.cost(spec, **config).cycles) == pytest.approx(run.cycles, rel=0.05)
+        cost = kernel.cost(spec, **config)
+        rel = 0.005 if run.link_waits == 0 else 0.05
+        assert float(cost.cycles) == pytest.approx(run.cycles, rel=rel), config
+        assert float(cost.mean_core_cycles) == pytest.approx(run.mean_core_cycles, rel=rel), config
+        assert float(cost.routes_per_core) == run.routes_per_core.max(), config
+        assert float(cost.memory_per_core_bytes) == run.peak_memory_bytes.max(), config
 
 
 def test_closed_form_is_vectorised():

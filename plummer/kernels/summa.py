@@ -23,6 +23,21 @@ Variants: :class:`SUMMA` multicasts (one pass-through message east and one west 
 and step, a distinct color per source: O(p + q) colors per core, which exceeds the route
 budget for large meshes); :class:`SUMMARelay` relays the panels core by core through the
 PEs (O(1) colors, ``beta`` per stage).
+
+The relayed program (:func:`_execute_relay`) fixes the order of each core's PE tasks, so
+that its timing follows from the dependencies alone and never from which task happens to
+become ready first (rule 6's ready order): every core runs, per step ``s``,
+
+    product ``s``  ->  relay stage of ``A_{s+1}``  ->  relay stage of ``B_{s+1}``  ->  product ``s + 1``
+
+(a core skips the stage of a panel it owns; an owner's zero-cost send gate for panel
+``s + 1`` sits right before its product ``s``). A core thus accepts the next panels only
+once its current product is done, as a PE running its tasks in program order would; the
+receive buffers exist from the start (placeholders the core holds anyway), the product
+``s`` reads the ``s + 1`` buffers as a fence (write-after-read, rule 7), and a zero-cost
+:meth:`Mesh.work` between the two stages orders B after A. Against letting the PE pick by
+readiness, this costs at most a few ``alpha + beta`` on the meshes of the sweep (<= 3.6%)
+and gives an exact closed form (:func:`_relay_finish`).
 """
 
 from __future__ import annotations
@@ -69,9 +84,9 @@ def _memory(spec: HardwareSpec, p, q, panels, mt, kt, nt) -> np.ndarray:
     return (own + recv_a * mt * kt + recv_b * kt * nt + mt * nt) * spec.dtype_bytes
 
 
-def _execute(kernel: Kernel, spec: HardwareSpec, relay: bool, seed: int, trace: bool,
+def _execute(kernel: Kernel, spec: HardwareSpec, seed: int, trace: bool,
              params: dict[str, ArrayLike]) -> KernelRun:
-    """Run SUMMA (multicast or relayed broadcasts) on the executor."""
+    """Run SUMMA with multicast broadcasts on the executor."""
     v = gemm_params(kernel.name, spec, params, square=False)
     p, q, panels, mt, kt, nt = (int(x) for x in _tiles(scalar_params(v)))
     m, k, n = mt * q, kt * panels, nt * p
@@ -107,9 +122,9 @@ def _execute(kernel: Kernel, spec: HardwareSpec, relay: bool, seed: int, trace: 
             for x in range(p):
                 mesh.work((x, r), [a_buf(s - 1, x), b_buf(s - 1, r)], f"B{s}", 0.0)
         for y in range(q):
-            _line(mesh, relay, (o, y), f"A{s}", o, p, "E", "W", 0, f"Ar{s % 2}")
+            _line(mesh, (o, y), f"A{s}", o, p, "E", "W", 0, f"Ar{s % 2}")
         for x in range(p):
-            _line(mesh, relay, (x, r), f"B{s}", r, q, "S", "N", 4 if relay else p + 1, f"Br{s % 2}")
+            _line(mesh, (x, r), f"B{s}", r, q, "S", "N", p + 1, f"Br{s % 2}")
 
     broadcast(0)
     for s in range(panels):
@@ -127,25 +142,95 @@ def _execute(kernel: Kernel, spec: HardwareSpec, relay: bool, seed: int, trace: 
     return KernelRun(output=output, reference=a @ b, execution=result)
 
 
-def _line(mesh: Mesh, relay: bool, src: tuple[int, int], buffer: str, pos: int, length: int,
+def _line(mesh: Mesh, src: tuple[int, int], buffer: str, pos: int, length: int,
           plus: str, minus: str, base: int, dst: str) -> None:
-    """Broadcast ``buffer`` from position ``pos`` of a line of ``length`` cores to both ends.
-
-    Multicast: one message per direction, color ``base + pos`` going ``plus`` and
-    ``base + pos + 1`` going ``minus`` (:func:`multicast_colors`). Relay: one-hop segments,
-    color ``base + 2 * direction + (sender position mod 2)`` (4 colors per axis).
-    """
+    """Multicast ``buffer`` from position ``pos`` of a line of ``length`` cores to both ends:
+    one message per direction, color ``base + pos`` going ``plus`` and ``base + pos + 1``
+    going ``minus`` (:func:`multicast_colors`)."""
     for direction, (step, hops) in enumerate(((plus, length - 1 - pos), (minus, pos))):
-        if hops == 0:
-            continue
-        if relay:
+        if hops:
+            mesh.send(src, buffer, step * hops, base + pos + direction, dst, multicast=True)
+
+
+def _relay_line(mesh: Mesh, src: tuple[int, int], buffer: str, pos: int, length: int,
+                plus: str, minus: str, base: int, dst: str) -> None:
+    """Relay ``buffer`` from position ``pos`` of a line of ``length`` cores to both ends in
+    one-hop segments, color ``base + 2 * direction + (sender position mod 2)`` (4 colors
+    per axis, :func:`relay_colors`)."""
+    for direction, (step, hops) in enumerate(((plus, length - 1 - pos), (minus, pos))):
+        if hops:
             sign = 1 if direction == 0 else -1
             legs = [
                 Segment(step, base + 2 * direction + (pos + sign * h) % 2) for h in range(hops)
             ]
             mesh.relay(src, buffer, legs, dst)
-        else:
-            mesh.send(src, buffer, step * hops, base + pos + direction, dst, multicast=True)
+
+
+def _execute_relay(kernel: Kernel, spec: HardwareSpec, seed: int, trace: bool,
+                   params: dict[str, ArrayLike]) -> KernelRun:
+    """Run SUMMA with relayed broadcasts on the executor, each core's PE tasks in the fixed
+    order of the module docstring."""
+    v = gemm_params(kernel.name, spec, params, square=False)
+    p, q, panels, mt, kt, nt = (int(x) for x in _tiles(scalar_params(v)))
+    m, k, n = mt * q, kt * panels, nt * p
+    a, b = random_operands(seed, (m, k), (k, n))
+    mesh = Mesh(spec, p, q, trace=trace)
+    per_col, per_row = panels // p, panels // q
+
+    def a_buf(s: int, x: int) -> str:
+        return f"A{s}" if s // per_col == x else f"Ar{s % 2}"
+
+    def b_buf(s: int, y: int) -> str:
+        return f"B{s}" if s // per_row == y else f"Br{s % 2}"
+
+    for y in range(q):
+        for x in range(p):
+            mesh.load((x, y), "C", np.zeros((mt, nt), dtype=np.float32))
+            for s in range(x * per_col, (x + 1) * per_col):
+                mesh.load((x, y), f"A{s}", a[y * mt:(y + 1) * mt, s * kt:(s + 1) * kt])
+            for s in range(y * per_row, (y + 1) * per_row):
+                mesh.load((x, y), f"B{s}", b[s * kt:(s + 1) * kt, x * nt:(x + 1) * nt])
+            # the receive buffers the core will use, present from the start (no extra peak)
+            for name in sorted({a_buf(s, x) for s in range(panels)} - {f"A{s}" for s in range(panels)}):
+                mesh.load((x, y), name, np.zeros((mt, kt), dtype=np.float32))
+            for name in sorted({b_buf(s, y) for s in range(panels)} - {f"B{s}" for s in range(panels)}):
+                mesh.load((x, y), name, np.zeros((kt, nt), dtype=np.float32))
+
+    def relay(s: int) -> None:
+        o, r = s // per_col, s // per_row
+        for y in range(q):
+            _relay_line(mesh, (o, y), f"A{s}", o, p, "E", "W", 0, f"Ar{s % 2}")
+        for y in range(q):  # a core's B stage follows its A stage
+            for x in range(p):
+                if x != o and y != r:
+                    mesh.work((x, y), [f"Ar{s % 2}"], f"Br{s % 2}", 0.0)
+        for x in range(p):
+            _relay_line(mesh, (x, r), f"B{s}", r, q, "S", "N", 4, f"Br{s % 2}")
+
+    def product(a_, b_, c_, *fences):
+        return tile_product(a_, b_, c_)
+
+    relay(0)
+    for s in range(panels):
+        if s + 1 < panels:  # the owners of panel s + 1 issue it when they start step s
+            o, r = (s + 1) // per_col, (s + 1) // per_row
+            for y in range(q):
+                mesh.work((o, y), [a_buf(s, o), b_buf(s, y), "C"], f"A{s + 1}", 0.0)
+            for x in range(p):
+                mesh.work((x, r), [a_buf(s, x), b_buf(s, r), "C"], f"B{s + 1}", 0.0)
+        for y in range(q):
+            for x in range(p):
+                fences = [a_buf(s + 1, x), b_buf(s + 1, y)] if s + 1 < panels else []
+                mesh.compute(
+                    (x, y), [a_buf(s, x), b_buf(s, y), "C", *fences], "C", product,
+                    fmas=mt * kt * nt, loops=kt, vector_ops=kt * nt,
+                    overhead=spec.step_overhead_cycles,
+                )
+        if s + 1 < panels:  # recorded after product s: its stages wait for it (rule 7)
+            relay(s + 1)
+    result = mesh.run()
+    output = np.block([[result.tile((x, y), "C") for x in range(p)] for y in range(q)])
+    return KernelRun(output=output, reference=a @ b, execution=result)
 
 
 def multicast_colors(length: ArrayLike) -> np.ndarray:
@@ -222,6 +307,94 @@ def _summa_paths(p: int, q: int) -> np.ndarray:
     return np.array(keep, dtype=float)
 
 
+def _relay_scan(g: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``max_{j <= i} g[j] + (i - j) w`` along the last axis, and the maximising ``j``."""
+    idx = np.arange(g.shape[-1])
+    v = g - idx * w
+    best = np.maximum.accumulate(v, axis=-1)
+    source = np.maximum.accumulate(np.where(v >= best, idx, 0), axis=-1)
+    return best + idx * w, source
+
+
+def _relay_chain(ready: np.ndarray, seed: np.ndarray, o: int, w: np.ndarray, beta: float
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Stage starts along the last axis for a panel relayed both ways from position ``o``:
+    ``start(i) = max(ready(i), start(i -+ 1) + alpha + beta)``, with the owner's send
+    leaving at ``seed`` (its head reaches ``o -+ 1`` at ``seed + alpha``). Also returns
+    the position whose ``ready`` (or the owner's seed) the maximum came from."""
+    g = ready.copy()
+    g[..., o] = seed - beta
+    start = np.empty_like(ready)
+    source = np.empty(ready.shape, dtype=int)
+    start[..., o:], up = _relay_scan(g[..., o:], w)
+    source[..., o:] = o + up
+    down_start, down = _relay_scan(g[..., o::-1], w)
+    start[..., :o + 1], source[..., :o + 1] = down_start[..., ::-1], (o - down)[..., ::-1]
+    return start, source
+
+
+def _relay_finish(spec: HardwareSpec, p: int, q: int, mt: np.ndarray, kt: np.ndarray,
+                  nt: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per configuration (1-D ``mt, kt, nt`` on one ``p`` x ``q`` mesh): the latest and the
+    mean end of the cores' last products, and the relay hops on the latest one's critical
+    path. The recurrence of :meth:`SUMMARelay.cost`, one step at a time over arrays of
+    ``(configurations, q, p)``."""
+    mt, kt, nt = (np.asarray(x, dtype=float)[:, None, None] for x in (mt, kt, nt))
+    panels = math.lcm(p, q)
+    per_col, per_row = panels // p, panels // q
+    c = _step_compute(spec, mt, kt, nt)
+    stage_a = spec.beta + serialization_cycles(spec, mt * kt)
+    stage_b = spec.beta + serialization_cycles(spec, kt * nt)
+    w = np.full_like(c, spec.alpha + spec.beta)
+    shape = (mt.shape[0], q, p)
+    start, end = np.zeros(shape), np.zeros(shape)  # of the product s - 1 (none: 0)
+    hops_start, hops_end = np.zeros(shape), np.zeros(shape)
+    rows, cols = np.arange(q)[:, None], np.arange(p)[None, :]
+    for s in range(panels):
+        o, r = s // per_col, s // per_row
+        a, src = _relay_chain(end, start[:, :, o], o, w, spec.beta)
+        hops_g = hops_end.copy()
+        hops_g[:, :, o] = hops_start[:, :, o]
+        hops_a = np.take_along_axis(hops_g, src, axis=2) + np.abs(cols - src)
+        ready_b = a + stage_a  # after the core's A stage; the owner column has none
+        ready_b[:, :, o] = end[:, :, o]
+        hops_rb = hops_a.copy()
+        hops_rb[:, :, o] = hops_end[:, :, o]
+        b, src = _relay_chain(ready_b.swapaxes(1, 2), start[:, r, :], r, w, spec.beta)
+        b, src = b.swapaxes(1, 2), src.swapaxes(1, 2)
+        hops_g = hops_rb.copy()
+        hops_g[:, r, :] = hops_start[:, r, :]
+        hops_b = np.take_along_axis(hops_g, src, axis=1) + np.abs(rows - src)
+        start = b + stage_b  # after the core's B stage; the owner row has none
+        start[:, r, :] = ready_b[:, r, :]
+        hops_start = hops_b
+        hops_start[:, r, :] = hops_rb[:, r, :]
+        end, hops_end = start + c, hops_start
+    flat = end.reshape(end.shape[0], -1)
+    last = np.argmax(flat, axis=1)
+    hops = hops_end.reshape(flat.shape)[np.arange(flat.shape[0]), last]
+    return flat.max(axis=1), flat.mean(axis=1), hops
+
+
+def _relay_cost(spec: HardwareSpec, p: np.ndarray, q: np.ndarray, mt: np.ndarray,
+                kt: np.ndarray, nt: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_relay_finish` over broadcast arrays: one recurrence per distinct mesh shape,
+    on its distinct tile shapes, in chunks of bounded size."""
+    shape = np.broadcast_shapes(p.shape, q.shape, mt.shape, kt.shape, nt.shape)
+    p, q, mt, kt, nt = (np.broadcast_to(x, shape).ravel() for x in (p, q, mt, kt, nt))
+    latest, mean, hops = (np.zeros(p.size) for _ in range(3))
+    for pq in set(zip(p.tolist(), q.tolist(), strict=True)):
+        sel = np.flatnonzero((p == pq[0]) & (q == pq[1]))
+        tiles, inverse = np.unique(np.stack([mt[sel], kt[sel], nt[sel]], axis=1), axis=0,
+                                   return_inverse=True)
+        chunk = max(1, (1 << 20) // (pq[0] * pq[1]))
+        parts = [_relay_finish(spec, *pq, *tiles[i:i + chunk].T)
+                 for i in range(0, len(tiles), chunk)]
+        for out, part in zip((latest, mean, hops), zip(*parts, strict=True), strict=True):
+            out[sel] = np.concatenate(part)[inverse.ravel()]
+    return latest.reshape(shape), mean.reshape(shape), hops.reshape(shape)
+
+
 class SUMMA(Kernel):
     """SUMMA with hardware-multicast broadcasts on a ``p`` x ``q`` mesh."""
 
@@ -279,7 +452,7 @@ class SUMMA(Kernel):
         ]
 
     def execute(self, spec: HardwareSpec, seed: int = 0, trace: bool = False, **params: ArrayLike) -> KernelRun:
-        return _execute(self, spec, False, seed, trace, params)
+        return _execute(self, spec, seed, trace, params)
 
 
 class SUMMARelay(Kernel):
@@ -293,36 +466,39 @@ class SUMMARelay(Kernel):
         gemm_params(self.name, spec, params, square=False)
 
     def cost(self, spec: HardwareSpec, **params: ArrayLike) -> Cost:
-        """Closed form: :meth:`SUMMA.cost`'s longest path with relayed jumps.
+        """Closed form, derived from the relayed program (module docstring) and rules 4-7.
 
-        A panel relayed over ``d`` cores arrives after ``d (alpha + beta) + T`` (each
-        stage: the head waits ``beta`` at the PE, the data stream behind it), and every
-        core that forwards a panel spends ``beta + T`` of its PE on it each step, so a
-        step's PE time is ``c' = c + (beta + T_A) + (beta + T_B)`` on an inner core
-        (the relays of one step compete with the product, which the executor orders by
-        readiness). ``cycles = launch + max over paths (n_A T_A + n_B T_B + n_c c' +
-        n_d (alpha + beta))`` (approximate: relays that arrive while the PE computes wait
-        for it).
+        With ``c`` the step's product, ``w = alpha + beta`` and a relay stage of ``beta +
+        T_A`` (``beta + T_B``): let ``t`` and ``e = t + c`` be the start and end of a core's
+        product ``s - 1`` (both 0 before the first step). Panel ``s`` of A leaves its owner
+        column ``o`` at the owner's ``t`` (its send gate); at core ``x`` of a row its stage
+        starts at ``a(x) = max(e(x), a(x -+ 1) + w)`` (the head waits for the PE, which
+        finishes product ``s - 1`` first), and ``a(o -+ 1) = t(o) + alpha``: a prefix
+        maximum, ``a(x) = max_j (g(j) + |x - j| w)`` with ``g = e`` and ``g(o) = t(o) -
+        beta``. The B stages follow the A stage on each core: along each column ``b(y) =
+        max(a(y) + beta + T_A, b(y -+ 1) + w)`` with the same seed at the owner row (and
+        ``e`` in place of the A stage on the owner column). Product ``s`` then starts at
+        ``b + beta + T_B`` (on the owner row: at the end of its A stage, or ``e``). Each
+        step is thus a few prefix maxima over ``(configurations, q, p)`` arrays, exact
+        (rules 4-7, no link is shared on these one-hop legs), evaluated once per distinct
+        mesh shape and tile shape (:func:`_relay_cost`; O(S p q) work per shape).
+        ``cycles = launch + max`` and ``mean_core_cycles = launch + mean`` over the cores of
+        their last product's end; ``hops`` and ``routing_stages`` count the relay hops on
+        the latest core's critical path.
         """
         v = gemm_params(self.name, spec, params, square=False)
         p, q, panels, mt, kt, nt = _tiles(v)
         c = _step_compute(spec, mt, kt, nt)
-        t_a = serialization_cycles(spec, mt * kt)
-        t_b = serialization_cycles(spec, kt * nt)
-        relay_a = np.where(p >= 3, spec.beta + t_a, 0.0)
-        relay_b = np.where(q >= 3, spec.beta + t_b, 0.0)
-        c_busy = c + relay_a + relay_b
-        best, dist = _longest_path(p, q, t_a, t_b, c_busy, spec.alpha + spec.beta)
-        cycles = spec.launch_overhead_cycles + best
+        latest, mean, hops = _relay_cost(spec, p, q, mt, kt, nt)
         return Cost.make(
             spec,
-            cycles=cycles,
+            cycles=spec.launch_overhead_cycles + latest,
             compute_cycles=panels * c,
-            hops=dist,
-            routing_stages=dist,
+            hops=hops,
+            routing_stages=hops,
             memory_per_core_bytes=_memory(spec, p, q, panels, mt, kt, nt),
             routes_per_core=relay_colors(p) + relay_colors(q),
-            mean_core_cycles=cycles,
+            mean_core_cycles=spec.launch_overhead_cycles + mean,
         )
 
     def sweep(self) -> list[dict[str, Any]]:
@@ -338,4 +514,4 @@ class SUMMARelay(Kernel):
         ]
 
     def execute(self, spec: HardwareSpec, seed: int = 0, trace: bool = False, **params: ArrayLike) -> KernelRun:
-        return _execute(self, spec, True, seed, trace, params)
+        return _execute_relay(self, spec, seed, trace, params)
