@@ -228,7 +228,7 @@ def test_bad_toml_file_exits_2(run_cli, tmp_path):
         (("reserved_colors = 3", "reserved_colors = 24"), ["'reserved_colors' = 24", "'colors'"]),
         (("memory_bytes = 49152", "memory_bytes = 0"), ["'memory_bytes' = 0", ">= 1"]),
         (("clock_ghz = 1.1", "clock_ghz = 1.1\nturbo = true"), ["'turbo'", "unknown"]),
-        (("alpha = 2.845", ""), ["'alpha'", "missing"]),
+        ((f"alpha = {load_hardware('wse2').alpha!r}", ""), ["'alpha'", "missing"]),
     ],
 )
 def test_bad_hardware_file_exits_2(replace, names, run_cli, tmp_path):
