@@ -250,7 +250,7 @@ def int_array(kernel: str, name: str, value: ArrayLike, minimum: int = 1) -> np.
         or (np.issubdtype(array.dtype, np.floating) and np.all(np.mod(array, 1) == 0))
     ):
         raise SpecError(f"{kernel}: parameter '{name}' = {_first(array)!r} must be an integer")
-    array = array.astype(np.int64)
+    array = array.astype(np.int64, copy=False)
     if np.any(array < minimum):
         raise SpecError(
             f"{kernel}: parameter '{name}' = {_first(array[array < minimum])} must be >= {minimum}"

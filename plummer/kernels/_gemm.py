@@ -35,7 +35,8 @@ def gemm_params(
         require(kernel, p == q, "q", q, "must equal p: this algorithm needs a square mesh")
     require(kernel, m % q == 0, "m", m, "must be a multiple of the mesh height q")
     require(kernel, k % p == 0, "k", k, "must be a multiple of the mesh width p")
-    require(kernel, k % q == 0, "k", k, "must be a multiple of the mesh height q")
+    if not square:
+        require(kernel, k % q == 0, "k", k, "must be a multiple of the mesh height q")
     require(kernel, n % p == 0, "n", n, "must be a multiple of the mesh width p")
     return v
 

@@ -89,30 +89,31 @@ class MeshGEMM(Kernel):
         """
         v = gemm_params(self.name, spec, params, square=True)
         p = v["p"].astype(float)
-        mt, kt, nt = v["m"] / p, v["k"] / p, v["n"] / p  # exact: sizes divide p
+        inverse = 1.0 / p
+        mt, kt, nt = v["m"] * inverse, v["k"] * inverse, v["n"] * inverse  # sizes divide p
         mk, kn = mt * kt, kt * nt
         t_a = serialization_cycles(spec, mk)
         t_b = serialization_cycles(spec, kn)
-        hops = np.where(p <= 2, 1.0, 2.0)
+        hops = 2.0 - (p <= 2)  # ring edges: one hop on a 2-core line
         step_c = spec.step_overhead_cycles + compute_cycles(spec, mk * nt, kt, kn)
         step = np.maximum(step_c, hops * spec.alpha + np.maximum(t_a, t_b))
         steps_align = np.floor(p / 2)
         hops_align = 2 * steps_align - (steps_align * 2 == p)
         per_align_step = 2 * spec.message_overhead_cycles + t_a
         align = steps_align * per_align_step + spec.alpha * hops_align
-        mean_steps = np.floor(p * p / 4) / p
-        mean_align = mean_steps * (per_align_step + 2 * spec.alpha * (1 - 1 / p))
+        mean_steps = np.floor(p * p / 4) * inverse
+        mean_align = mean_steps * (per_align_step + 2 * spec.alpha * (1 - inverse))
         body = step_c + (p - 1) * step
         # meshgemm_routes(p) is 9 for every p >= 4 (3 colors per ring direction at a core);
         # the tests check this against the exact count and the executor
-        routes = np.where(p >= 4, 9.0, np.where(p == 3, meshgemm_routes(3), meshgemm_routes(2)))
+        routes = 9.0 - (9 - meshgemm_routes(2)) * (p == 2) - (9 - meshgemm_routes(3)) * (p == 3)
         return Cost.make(
             spec,
             cycles=spec.launch_overhead_cycles + align + body,
             compute_cycles=p * step_c,
             hops=hops_align + (p - 1) * hops,
             routing_stages=2 * steps_align,
-            memory_per_core_bytes=(2 * mk + 2 * kn + mt * nt) * spec.dtype_bytes,
+            memory_per_core_bytes=(2 * spec.dtype_bytes) * (mk + kn) + spec.dtype_bytes * mt * nt,
             routes_per_core=routes,
             mean_core_cycles=spec.launch_overhead_cycles + mean_align + body,
         )
