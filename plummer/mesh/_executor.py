@@ -136,11 +136,18 @@ class Mesh:
         # buffer dependencies: (core, name) -> [last writer node or -1, readers since then]
         self._buffers: dict[tuple[int, str], list] = {}
         # the timing graph: parallel lists indexed by node id, sparse extras in dicts
-        # per node: [kind, core, cycles, dependencies not yet met, nodes that depend on it];
-        # cycles: a compute's duration or a message's serialization T
-        self._nodes: list[list] = []
+        # the timing graph in flat lists (no container per node: a program has millions of
+        # nodes, and per-node lists would keep Python's cycle collector busy):
+        # per node its kind, core, cycles (a compute's duration or a message's T) and the
+        # number of dependencies not yet met; one entry per edge in _edge_from/_edge_to
+        self._kind: list[int] = []
+        self._core: list[int] = []
+        self._cycles: list[float] = []
+        self._pending: list[int] = []
+        self._edge_from: list[int] = []
+        self._edge_to: list[int] = []
         self._links: dict[int, tuple[int, ...]] = {}  # link ids of a transmit
-        self._deliver: dict[int, dict[int, int]] = {}  # transmit -> hop -> delivery node
+        self._deliver: dict[int, int] = {}  # (transmit << 12) + hop -> its delivery node
         self._bytes: dict[int, int] = {}  # bytes a transmit carries over each of its links
         self._final: set[int] = set()  # stages that complete at their tail (add into memory)
         self._injected: set[int] = set()  # sends: complete when their tail leaves the source
@@ -244,11 +251,14 @@ class Mesh:
         than a node (a delivery waits for its message's hop)."""
         if self._executed:
             raise RuntimeError("this mesh has already run; build a new Mesh for a new program")
-        nodes = self._nodes
-        node = len(nodes)
-        nodes.append([kind, idx, cycles, len(deps) + awaits, []])
-        for dep in deps:
-            nodes[dep][4].append(node)
+        node = len(self._kind)
+        self._kind.append(kind)
+        self._core.append(idx)
+        self._cycles.append(cycles)
+        self._pending.append(len(deps) + awaits)
+        if deps:
+            self._edge_from.extend(deps)
+            self._edge_to.extend([node] * len(deps))
         if self._trace_enabled:
             self._label[node] = label
         return node
@@ -289,7 +299,6 @@ class Mesh:
         A route seen before is not configured and checked again.
         """
         node = self._node(_TRANSMIT, src_idx, self._serialization(n), deps, label)
-        self._deliver[node] = {}
         self._bytes[node] = n * self.spec.dtype_bytes
         key = (src_idx, path, color, delivered, to_pe)
         route = self._configured.get(key)
@@ -303,8 +312,8 @@ class Mesh:
     ) -> tuple[tuple[int, ...], tuple[int, ...]]:
         """Configure (and check, rule 3) the colors of a path; its link ids and core indices."""
         hops = len(path)
-        if hops == 0:
-            raise SpecError("a message needs a path of at least one hop")
+        if not 0 < hops < 4096:
+            raise SpecError(f"a message path has {hops} hops; allowed 1..4095")
         cores = [self.index(core) for core in self._walk(src, path)]
         links = []
         for hop, step in enumerate(path):
@@ -324,7 +333,7 @@ class Mesh:
     def _delivery(self, transmit: int, hop: int, idx: int, buffer: str, label: str) -> int:
         """A node for the copy that hop ``hop`` of ``transmit`` leaves in ``buffer`` at ``idx``."""
         node = self._node(_JOIN, idx, 0.0, self._write_deps(idx, buffer), label, awaits=1)
-        self._deliver[transmit][hop] = node
+        self._deliver[(transmit << 12) + hop] = node
         self._did_write(idx, buffer, node)
         return node
 
@@ -543,11 +552,18 @@ class Mesh:
         self._executed = True
         spec = self.spec
         alpha, beta = spec.alpha, spec.beta
-        nodes = self._nodes
+        kinds, core_of, cycles_of, pending = self._kind, self._core, self._cycles, self._pending
+        count = len(kinds)
+        # children of each node, in the order the edges were made: first[n]:first[n + 1]
+        order = np.argsort(np.asarray(self._edge_from, dtype=np.int64), kind="stable")
+        child_of = np.asarray(self._edge_to, dtype=np.int64)[order].tolist()
+        first = np.searchsorted(
+            np.asarray(self._edge_from, dtype=np.int64)[order], np.arange(count + 1)
+        ).tolist()
         cores = self.width * self.height
         links_of, deliver_of, final, injected = self._links, self._deliver, self._final, self._injected
         tracing = self._trace_enabled
-        ready = [0.0] * len(nodes)
+        ready = [0.0] * count
         pe_free = [0.0] * cores
         busy = [0.0] * cores
         last = [-math.inf] * cores
@@ -558,43 +574,70 @@ class Mesh:
         resolved: list[tuple[int, float]] = []  # (node, completion time) to release
 
         # heap entries (time, sequence, node, hop): ties go in the order they were queued
-        heap = [(0.0, node, node, 0) for node, rec in enumerate(nodes) if rec[3] == 0]
-        seq = len(nodes)
+        heap = [(0.0, node, node, 0) for node in range(count) if pending[node] == 0]
+        seq = count
+
+        def release() -> None:
+            """Completed nodes release their children; joins complete as soon as they are free."""
+            nonlocal seq
+            while resolved:
+                done_node, done = resolved.pop()
+                for edge in range(first[done_node], first[done_node + 1]):
+                    child = child_of[edge]
+                    if done > ready[child]:
+                        ready[child] = done
+                    pending[child] -= 1
+                    if pending[child] == 0:
+                        if kinds[child] == _JOIN:
+                            resolved.append((child, ready[child]))
+                        else:
+                            seq += 1
+                            push(heap, (ready[child], seq, child, 0))
+
         while heap:
             t, _, node, hop = pop(heap)
-            kind, idx, length = nodes[node][:3]
+            kind = kinds[node]
+            idx = core_of[node]
+            length = cycles_of[node]
             if kind == _TRANSMIT:
                 links = links_of[node]
-                link = links[hop]
-                free = link_free.get(link, 0.0)
-                if free > t:
-                    waits += 1
-                    t = free
-                link_free[link] = t + length
-                head = t + alpha
-                if hop == 0:
-                    if t + length > last[idx]:
-                        last[idx] = t + length
-                    if node in injected:  # a send: its buffer is free once the tail leaves
-                        resolved.append((node, t + length))
-                if tracing:
-                    trace.append(TraceEvent("hop", link // 4, t, t + length, link % 4))
-                delivery = deliver_of[node].get(hop + 1)
-                if delivery is not None:
-                    at = head + length
-                    rec = nodes[delivery]
-                    if at > last[rec[1]]:
-                        last[rec[1]] = at
-                    if at > ready[delivery]:
-                        ready[delivery] = at
-                    rec[3] -= 1
-                    if rec[3] == 0:  # a join holds no resource: resolve it at once
-                        resolved.append((delivery, ready[delivery]))
-                if hop + 1 < len(links):
-                    seq += 1
-                    push(heap, (head, seq, node, hop + 1))
-                elif node not in injected:  # a leg into a PE stage: done when its head arrives
-                    resolved.append((node, head))
+                while True:  # hop by hop; the next hop waits in the queue only if others come first
+                    link = links[hop]
+                    free = link_free.get(link, 0.0)
+                    if free > t:
+                        waits += 1
+                        t = free
+                    link_free[link] = t + length
+                    head = t + alpha
+                    if hop == 0:
+                        if t + length > last[idx]:
+                            last[idx] = t + length
+                        if node in injected:  # a send: its buffer is free once the tail leaves
+                            resolved.append((node, t + length))
+                    if tracing:
+                        trace.append(TraceEvent("hop", link // 4, t, t + length, link % 4))
+                    delivery = deliver_of.get((node << 12) + hop + 1)
+                    if delivery is not None:
+                        at = head + length
+                        where = core_of[delivery]
+                        if at > last[where]:
+                            last[where] = at
+                        if at > ready[delivery]:
+                            ready[delivery] = at
+                        pending[delivery] -= 1
+                        if pending[delivery] == 0:  # a join holds no resource: resolve it now
+                            resolved.append((delivery, ready[delivery]))
+                    hop += 1
+                    if hop == len(links):
+                        if node not in injected:  # a leg into a PE stage: done at its head
+                            resolved.append((node, head))
+                        break
+                    release()  # what this hop completed may queue events before the next hop
+                    if heap and heap[0][0] <= head:
+                        seq += 1
+                        push(heap, (head, seq, node, hop))
+                        break
+                    t = head
             elif kind == _JOIN:  # only a join with no dependency at all is queued
                 resolved.append((node, t))
             else:  # the PE: a compute, or a stage (rule 5)
@@ -608,22 +651,9 @@ class Mesh:
                 if tracing:
                     trace.append(TraceEvent(self._label[node], idx, start, end))
                 resolved.append((node, end if kind == _COMPUTE or node in final else start + beta))
-            # completed nodes release their children; joins complete as soon as they are free
-            while resolved:
-                done_node, done = resolved.pop()
-                for child in nodes[done_node][4]:
-                    if done > ready[child]:
-                        ready[child] = done
-                    rec = nodes[child]
-                    rec[3] -= 1
-                    if rec[3] == 0:
-                        if rec[0] == _JOIN:
-                            resolved.append((child, ready[child]))
-                        else:
-                            seq += 1
-                            push(heap, (ready[child], seq, child, 0))
+            release()
 
-        if any(rec[3] > 0 for rec in nodes):
+        if any(pending):
             raise RuntimeError("the program's dependencies form a cycle")
         link_bytes = np.zeros(cores * 4)
         for node, links in links_of.items():

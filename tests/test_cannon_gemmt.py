@@ -1,0 +1,120 @@
+"""Cannon (mesh, no torus) and GEMM-T: outputs, closed forms against the executor, routes,
+memory, the wrap-around's cost and bad inputs."""
+
+from __future__ import annotations
+
+from itertools import pairwise
+
+import numpy as np
+import pytest
+
+from plummer.errors import SpecError
+from plummer.hardware import load_hardware
+from plummer.kernels.cannon import Cannon
+from plummer.kernels.gemmt import GEMMT
+from plummer.kernels.meshgemm import MeshGEMM
+
+PRESET = load_hardware("wse3")
+BARE = PRESET.replace(
+    fma_per_cycle=1.0, vector_op_overhead_cycles=0.0, loop_overhead_cycles=0.0,
+    step_overhead_cycles=0.0, message_overhead_cycles=0.0, launch_overhead_cycles=0.0,
+)
+KERNELS = [Cannon(), GEMMT()]
+
+
+def _config(p: int, mt: int, kt: int, nt: int) -> dict[str, int]:
+    return {"p": p, "q": p, "m": p * mt, "k": p * kt, "n": p * nt}
+
+
+@pytest.mark.parametrize("kernel", KERNELS, ids=lambda k: k.name)
+@pytest.mark.parametrize("p", [2, 3, 4, 5, 6, 7, 8])
+def test_output_is_exact(kernel, p):
+    for mt, kt, nt in [(1, 1, 1), (2, 3, 1), (4, 4, 4)]:
+        run = kernel.execute(BARE, seed=p, **_config(p, mt, kt, nt))
+        assert run.correct and run.max_abs_error < 1e-3
+
+
+def test_gemmt_computes_a_times_b_transposed():
+    run = GEMMT().execute(PRESET, seed=3, **_config(3, 2, 3, 4))
+    assert run.reference.shape == (6, 12) and run.correct
+
+
+def _slope(kernel, spec, config, field):
+    """The executor's d cycles / d ``field`` (``alpha``: hops, ``beta``: stages on the
+    critical path), by perturbation."""
+    delta = 1e-3
+    base = kernel.execute(spec, **config).execution.cycles
+    moved = kernel.execute(spec.replace(**{field: getattr(spec, field) + delta}), **config).execution.cycles
+    return (moved - base) / delta
+
+
+@pytest.mark.parametrize("kernel", KERNELS, ids=lambda k: k.name)
+@pytest.mark.parametrize("spec", [PRESET, BARE], ids=["preset", "bare"])
+def test_closed_form_equals_executor_on_the_sweep(kernel, spec):
+    for config in kernel.sweep():
+        run = kernel.execute(spec, **config).execution
+        cost = kernel.cost(spec, **config)
+        rel = 5e-3 if run.link_waits == 0 else 0.05
+        assert float(cost.cycles) == pytest.approx(run.cycles, rel=rel), config
+        assert float(cost.mean_core_cycles) == pytest.approx(run.mean_core_cycles, rel=rel), config
+        assert float(cost.routes_per_core) == run.routes_per_core.max(), config
+        assert float(cost.memory_per_core_bytes) == run.peak_memory_bytes.max(), config
+
+
+@pytest.mark.parametrize("kernel", KERNELS, ids=lambda k: k.name)
+def test_hops_and_stages_are_the_executors_critical_path(kernel):
+    for spec, p, tile in ((PRESET, 5, (2, 3, 1)), (BARE, 8, (1, 1, 1)), (BARE, 7, (4, 4, 4))):
+        config = _config(p, *tile)
+        cost = kernel.cost(spec, **config)
+        assert _slope(kernel, spec, config, "alpha") == pytest.approx(float(cost.hops), abs=1e-3), config
+        if kernel.name == "gemm-t":
+            assert _slope(kernel, spec, config, "beta") == pytest.approx(float(cost.routing_stages), abs=1e-3)
+
+
+def test_cannons_critical_path_holds_the_wrap_around_meshgemms_two_hop_edges():
+    """Compute-bound, the critical path is the last row's skew: P - 2 one-hop steps and the
+    (P - 1)-hop wrap-around, 2P - 3 hops; MeshGEMM's alignment has floor(P/2) edges of <= 2
+    hops."""
+    for p in (4, 8, 16, 24):
+        config = _config(p, 4, 4, 4)
+        assert _slope(Cannon(), PRESET, config, "alpha") == pytest.approx(2 * p - 3, abs=1e-3)
+        assert float(Cannon().cost(PRESET, **config).hops) == 2 * p - 3
+        assert _slope(MeshGEMM(), PRESET, config, "alpha") <= 2 * (p // 2) + 1e-3
+
+
+def test_cannon_pays_the_wrap_around_once_per_trip_and_trails_meshgemm():
+    """Communication-bound (no overheads, 1x1x1 tiles), the critical path runs through all
+    2P - 2 tile moves of a row (skew and shifts) and crosses the wrap-around twice, once per
+    trip around the ring: 4P - 6 hops, not (2P - 2)(P - 1). The tiles are pipelined, so a
+    move costs less than the ring's cycle mean bound ``T + 2 alpha`` on average, whatever P.
+    MeshGEMM needs only floor(P/2) alignment steps, so Cannon is slower by a gap that grows
+    with P."""
+    sizes = (4, 8, 16, 24)
+    cannon = [Cannon().execute(BARE, **_config(p, 1, 1, 1)).execution.cycles for p in sizes]
+    mesh = [MeshGEMM().execute(BARE, **_config(p, 1, 1, 1)).execution.cycles for p in sizes]
+    for p, cycles in zip(sizes, cannon):
+        assert float(Cannon().cost(BARE, **_config(p, 1, 1, 1)).hops) == 4 * p - 6
+        assert cycles / (2 * p - 2) < 1 + 2 * BARE.alpha  # T = 1 cycle for one element
+    gaps = [c - m for c, m in zip(cannon, mesh)]
+    assert all(g > 0 for g in gaps) and all(a < b for a, b in pairwise(gaps))
+    assert gaps[-1] > 3 * gaps[1]
+
+
+def test_closed_forms_are_vectorised():
+    p = np.array([2, 3, 4, 8, 16, 32] * 1000)
+    for kernel in KERNELS:
+        cost = kernel.cost(PRESET, p=p, q=p, m=4 * p, k=4 * p, n=4 * p)
+        assert cost.cycles.shape == p.shape and np.all(cost.cycles > 0)
+        assert np.all(cost.mean_core_cycles <= cost.cycles)
+
+
+@pytest.mark.parametrize("kernel", KERNELS, ids=lambda k: k.name)
+def test_bad_inputs_name_the_parameter(kernel):
+    with pytest.raises(SpecError, match="'q'.*square"):
+        kernel.cost(PRESET, p=4, q=6, m=12, k=12, n=8)
+    with pytest.raises(SpecError, match="'m'"):
+        kernel.cost(PRESET, p=4, q=4, m=5, k=4, n=4)
+    with pytest.raises(SpecError, match="'k'"):
+        kernel.execute(PRESET, p=4, q=4, m=4, k=6, n=4)
+    with pytest.raises(SpecError, match="'n'"):
+        kernel.cost(PRESET, p=4, q=4, m=4, k=4, n=6)
