@@ -136,14 +136,11 @@ class Mesh:
         # buffer dependencies: (core, name) -> [last writer node or -1, readers since then]
         self._buffers: dict[tuple[int, str], list] = {}
         # the timing graph: parallel lists indexed by node id, sparse extras in dicts
-        # the timing graph in flat lists (no container per node: a program has millions of
-        # nodes, and per-node lists would keep Python's cycle collector busy):
-        # per node its kind, core, cycles (a compute's duration or a message's T) and the
-        # number of dependencies not yet met; one entry per edge in _edge_from/_edge_to
-        self._kind: list[int] = []
-        self._core: list[int] = []
-        self._cycles: list[float] = []
-        self._pending: list[int] = []
+        # the timing graph in flat lists (no mutable container per node: a program has
+        # millions of nodes, and per-node lists would keep Python's cycle collector busy):
+        # per node (kind, core, cycles: a compute's duration or a message's T); one entry
+        # per dependency edge in _edge_from/_edge_to
+        self._info: list[tuple[int, int, float]] = []
         self._edge_from: list[int] = []
         self._edge_to: list[int] = []
         self._links: dict[int, tuple[int, ...]] = {}  # link ids of a transmit
@@ -209,8 +206,11 @@ class Mesh:
     def free(self, core: Core, name: str) -> None:
         """Release tile ``name`` of ``core``."""
         idx = self.index(core)
-        array = self._tiles[idx].pop(name)
+        array = self._tiles[idx].pop(name, None)
+        if array is None:
+            raise SpecError(f"core {core} holds no tile '{name}' to free")
         self._used[idx] -= array.size * self.spec.dtype_bytes
+        self._buffers.pop((idx, name), None)
 
     def data(self, core: Core, name: str) -> np.ndarray:
         """The current contents of tile ``name`` of ``core``."""
@@ -244,32 +244,30 @@ class Mesh:
         routes[color] = (port_in, ports_out)
 
     # ------------------------------------------------------------- graph nodes
-    def _node(
-        self, kind: int, idx: int, cycles: float, deps: list[int], label: str, awaits: int = 0
-    ) -> int:
-        """A node of the timing graph; ``awaits`` counts dependencies met by other means
-        than a node (a delivery waits for its message's hop)."""
+    def _node(self, kind: int, idx: int, cycles: float, deps: list[int], label: str) -> int:
+        """A node of the timing graph that waits for the nodes ``deps`` (a delivery also
+        waits for its message's hop, counted when the graph runs)."""
         if self._executed:
             raise RuntimeError("this mesh has already run; build a new Mesh for a new program")
-        node = len(self._kind)
-        self._kind.append(kind)
-        self._core.append(idx)
-        self._cycles.append(cycles)
-        self._pending.append(len(deps) + awaits)
+        info = self._info
+        node = len(info)
+        info.append((kind, idx, cycles))
         if deps:
-            self._edge_from.extend(deps)
-            self._edge_to.extend([node] * len(deps))
+            self._edge_from += deps
+            self._edge_to += [node] * len(deps)
         if self._trace_enabled:
             self._label[node] = label
         return node
 
     def _read_deps(self, idx: int, name: str) -> list[int]:
+        state = self._buffers.get((idx, name))
+        if state is not None and state[0] >= 0:
+            return [state[0]]
         if name not in self._tiles[idx]:
             raise SpecError(
                 f"core ({idx % self.width}, {idx // self.width}) holds no tile '{name}'"
             )
-        state = self._buffers.get((idx, name))
-        return [] if state is None or state[0] < 0 else [state[0]]
+        return []
 
     def _write_deps(self, idx: int, name: str) -> list[int]:
         state = self._buffers.get((idx, name))
@@ -332,7 +330,7 @@ class Mesh:
 
     def _delivery(self, transmit: int, hop: int, idx: int, buffer: str, label: str) -> int:
         """A node for the copy that hop ``hop`` of ``transmit`` leaves in ``buffer`` at ``idx``."""
-        node = self._node(_JOIN, idx, 0.0, self._write_deps(idx, buffer), label, awaits=1)
+        node = self._node(_JOIN, idx, 0.0, self._write_deps(idx, buffer), label)
         self._deliver[(transmit << 12) + hop] = node
         self._did_write(idx, buffer, node)
         return node
@@ -552,8 +550,12 @@ class Mesh:
         self._executed = True
         spec = self.spec
         alpha, beta = spec.alpha, spec.beta
-        kinds, core_of, cycles_of, pending = self._kind, self._core, self._cycles, self._pending
-        count = len(kinds)
+        info = self._info
+        count = len(info)
+        # dependencies not yet met: the edges into a node, and a delivery's message hop
+        pending = np.bincount(np.asarray(self._edge_to, dtype=np.int64), minlength=count)
+        pending[np.fromiter(self._deliver.values(), dtype=np.int64, count=len(self._deliver))] += 1
+        pending = pending.tolist()
         # children of each node, in the order the edges were made: first[n]:first[n + 1]
         order = np.argsort(np.asarray(self._edge_from, dtype=np.int64), kind="stable")
         child_of = np.asarray(self._edge_to, dtype=np.int64)[order].tolist()
@@ -577,67 +579,41 @@ class Mesh:
         heap = [(0.0, node, node, 0) for node in range(count) if pending[node] == 0]
         seq = count
 
-        def release() -> None:
-            """Completed nodes release their children; joins complete as soon as they are free."""
-            nonlocal seq
-            while resolved:
-                done_node, done = resolved.pop()
-                for edge in range(first[done_node], first[done_node + 1]):
-                    child = child_of[edge]
-                    if done > ready[child]:
-                        ready[child] = done
-                    pending[child] -= 1
-                    if pending[child] == 0:
-                        if kinds[child] == _JOIN:
-                            resolved.append((child, ready[child]))
-                        else:
-                            seq += 1
-                            push(heap, (ready[child], seq, child, 0))
-
         while heap:
             t, _, node, hop = pop(heap)
-            kind = kinds[node]
-            idx = core_of[node]
-            length = cycles_of[node]
+            kind, idx, length = info[node]
             if kind == _TRANSMIT:
                 links = links_of[node]
-                while True:  # hop by hop; the next hop waits in the queue only if others come first
-                    link = links[hop]
-                    free = link_free.get(link, 0.0)
-                    if free > t:
-                        waits += 1
-                        t = free
-                    link_free[link] = t + length
-                    head = t + alpha
-                    if hop == 0:
-                        if t + length > last[idx]:
-                            last[idx] = t + length
-                        if node in injected:  # a send: its buffer is free once the tail leaves
-                            resolved.append((node, t + length))
-                    if tracing:
-                        trace.append(TraceEvent("hop", link // 4, t, t + length, link % 4))
-                    delivery = deliver_of.get((node << 12) + hop + 1)
-                    if delivery is not None:
-                        at = head + length
-                        where = core_of[delivery]
-                        if at > last[where]:
-                            last[where] = at
-                        if at > ready[delivery]:
-                            ready[delivery] = at
-                        pending[delivery] -= 1
-                        if pending[delivery] == 0:  # a join holds no resource: resolve it now
-                            resolved.append((delivery, ready[delivery]))
-                    hop += 1
-                    if hop == len(links):
-                        if node not in injected:  # a leg into a PE stage: done at its head
-                            resolved.append((node, head))
-                        break
-                    release()  # what this hop completed may queue events before the next hop
-                    if heap and heap[0][0] <= head:
-                        seq += 1
-                        push(heap, (head, seq, node, hop))
-                        break
-                    t = head
+                link = links[hop]
+                free = link_free.get(link, 0.0)
+                if free > t:
+                    waits += 1
+                    t = free
+                link_free[link] = t + length
+                head = t + alpha
+                if hop == 0:
+                    if t + length > last[idx]:
+                        last[idx] = t + length
+                    if node in injected:  # a send: its buffer is free once the tail leaves
+                        resolved.append((node, t + length))
+                if tracing:
+                    trace.append(TraceEvent("hop", link // 4, t, t + length, link % 4))
+                delivery = deliver_of.get((node << 12) + hop + 1)
+                if delivery is not None:
+                    at = head + length
+                    where = info[delivery][1]
+                    if at > last[where]:
+                        last[where] = at
+                    if at > ready[delivery]:
+                        ready[delivery] = at
+                    pending[delivery] -= 1
+                    if pending[delivery] == 0:  # a join holds no resource: resolve it now
+                        resolved.append((delivery, ready[delivery]))
+                if hop + 1 < len(links):
+                    seq += 1
+                    push(heap, (head, seq, node, hop + 1))
+                elif node not in injected:  # a leg into a PE stage: done when its head arrives
+                    resolved.append((node, head))
             elif kind == _JOIN:  # only a join with no dependency at all is queued
                 resolved.append((node, t))
             else:  # the PE: a compute, or a stage (rule 5)
@@ -651,7 +627,20 @@ class Mesh:
                 if tracing:
                     trace.append(TraceEvent(self._label[node], idx, start, end))
                 resolved.append((node, end if kind == _COMPUTE or node in final else start + beta))
-            release()
+            # completed nodes release their children; joins complete as soon as they are free
+            while resolved:
+                done_node, done = resolved.pop()
+                for edge in range(first[done_node], first[done_node + 1]):
+                    child = child_of[edge]
+                    if done > ready[child]:
+                        ready[child] = done
+                    pending[child] -= 1
+                    if pending[child] == 0:
+                        if info[child][0] == _JOIN:
+                            resolved.append((child, ready[child]))
+                        else:
+                            seq += 1
+                            push(heap, (ready[child], seq, child, 0))
 
         if any(pending):
             raise RuntimeError("the program's dependencies form a cycle")
