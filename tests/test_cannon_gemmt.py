@@ -3,6 +3,7 @@ memory, the wrap-around's cost and bad inputs."""
 
 from __future__ import annotations
 
+import time
 from itertools import pairwise
 
 import numpy as np
@@ -10,7 +11,7 @@ import pytest
 
 from plummer.errors import SpecError
 from plummer.hardware import load_hardware
-from plummer.kernels.cannon import Cannon
+from plummer.kernels.cannon import Cannon, _cannon_timing, cannon_compute_bound, per_mesh_size
 from plummer.kernels.gemmt import GEMMT
 from plummer.kernels.meshgemm import MeshGEMM
 
@@ -118,3 +119,72 @@ def test_bad_inputs_name_the_parameter(kernel):
         kernel.execute(PRESET, p=4, q=4, m=4, k=6, n=4)
     with pytest.raises(SpecError, match="'n'"):
         kernel.cost(PRESET, p=4, q=4, m=4, k=4, n=6)
+
+
+def _random_spec(rng: np.random.Generator, stress: bool):
+    """A spec with random timing parameters; ``stress`` makes hops dear against products."""
+    return PRESET.replace(
+        alpha=rng.uniform(0.1, 25.0 if stress else 5.0), beta=rng.uniform(0.0, 20.0),
+        fma_per_cycle=rng.uniform(1.0, 8.0), vector_op_overhead_cycles=rng.uniform(0.0, 3.0),
+        loop_overhead_cycles=rng.uniform(0.0, 20.0 if stress else 40.0),
+        step_overhead_cycles=rng.uniform(0.0, 60.0 if stress else 200.0),
+        message_overhead_cycles=float(rng.choice([0.0, rng.uniform(0.0, 40.0)])),
+        launch_overhead_cycles=rng.uniform(0.0, 60.0),
+    )
+
+
+@pytest.mark.parametrize("stress", [False, True], ids=["typical", "stress"])
+def test_cannon_formula_equals_the_recurrence_where_its_condition_holds(stress):
+    """Random specs, mesh sizes and tiles: wherever the condition holds, the O(1) formula
+    equals the O(P^3) recurrence (the reference) to 1e-9, and the four figures agree."""
+    rng = np.random.default_rng(7 + stress)
+    checked = 0
+    for _ in range(60):
+        spec = _random_spec(rng, stress)
+        p = np.full(30, int(rng.integers(2, 60)))
+        mt, kt, nt = rng.integers(1, 17, (3, 30))
+        exact, end, mean, hops, stages = (
+            np.broadcast_to(x, p.shape) for x in cannon_compute_bound(spec, p, mt, kt, nt)
+        )
+        if not exact.any():
+            continue
+        ref = per_mesh_size(_cannon_timing, spec, p[exact], mt[exact], kt[exact], nt[exact])
+        for got, want in zip((end, mean, hops, stages), ref, strict=True):
+            np.testing.assert_allclose(got[exact], want, rtol=1e-9)
+        checked += int(exact.sum())
+    assert checked > 1000
+
+
+@pytest.mark.parametrize("spec", [PRESET, BARE], ids=["preset", "bare"])
+def test_cannon_formula_equals_the_executor_where_its_condition_holds(spec):
+    tested = 0
+    for p in range(2, 17):
+        for mt, kt, nt in [(1, 1, 1), (2, 3, 1), (4, 4, 4), (3, 8, 5)]:
+            config = _config(p, mt, kt, nt)
+            if not bool(cannon_compute_bound(spec, p, mt, kt, nt)[0]):
+                continue
+            run = Cannon().execute(spec, **config).execution
+            cost = Cannon().cost(spec, **config)
+            assert float(cost.cycles) == pytest.approx(run.cycles, rel=1e-9), config
+            assert float(cost.mean_core_cycles) == pytest.approx(run.mean_core_cycles, rel=1e-9), config
+            tested += 1
+    assert tested >= 20
+
+
+def test_cannon_condition_holds_for_llm_configurations_and_is_fast():
+    """P = 660 with tiles 4..32: the condition holds except for the smallest ``Kt Nt`` (the
+    wrap-around's wave then makes the B tiles wait); 10^5 such configurations cost little."""
+    t = np.arange(4, 33)
+    mt, kt, nt = np.meshgrid(t, t, t, indexing="ij")
+    exact = cannon_compute_bound(PRESET, np.full(mt.shape, 660), mt, kt, nt)[0]
+    assert exact.mean() > 0.98 and exact[:, 8:, 8:].all()
+    rng = np.random.default_rng(0)
+    p = rng.integers(100, 751, 100_000)
+    mt, kt, nt = rng.integers(4, 33, (3, p.size))
+    kt, nt = np.maximum(kt, 12), np.maximum(nt, 12)
+    assert cannon_compute_bound(PRESET, p, mt, kt, nt)[0].all()
+    start = time.perf_counter()
+    cost = Cannon().cost(PRESET, p=p, q=p, m=p * mt, k=p * kt, n=p * nt)
+    elapsed = time.perf_counter() - start
+    print(f"cannon: {p.size} configurations, P in 100..750, in {elapsed:.3f} s")
+    assert cost.cycles.shape == p.shape and elapsed < 10.0

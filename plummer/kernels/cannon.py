@@ -167,6 +167,73 @@ def _cannon_timing(
     return summarise(latest(end, delay(a_sent, t_a), delay(b_sent, t_b)))
 
 
+def cannon_compute_bound(
+    spec: HardwareSpec, p: np.ndarray, mt: np.ndarray, kt: np.ndarray, nt: np.ndarray
+) -> tuple[np.ndarray, ...]:
+    """Cannon's recurrence (:meth:`Cannon.cost`) solved in closed form where products run
+    back to back: ``(exact, end, mean, hops, stages)``, the latest and mean core end in
+    cycles (without launch) and the counts on the latest core's critical path; ``exact``
+    marks the configurations where the solution below satisfies every max of the
+    recurrence, so equals it (elsewhere the values are meaningless). O(1) per configuration.
+
+    With ``g = alpha + T_A``, ``u = 2 mo + g`` (one skew step) and ``d = c - g > 0``:
+
+    - skew: every step of a tile costs ``u`` and the first tile into P - 1 crosses the
+      wrap-around, so ``X_I(J) = I u + (P - 2) alpha [J >= P - I]``, 2 stages per step;
+    - products: relative to ``X_I``, every edge of row I's ring costs ``g`` per step but the
+      one into ``J* = P - 1 - I`` (from a core whose skew crossed the wrap-around, or the
+      wrap-around itself on row 0): ``(P - 1) alpha + T_A``. So core ``J* - m`` (mod P)
+      starts its second product ``delta_m = max(0, delta - m d)`` late, ``delta = max(0,
+      (P - 1) alpha + T_A - c)``, a wave that fades after ``K = ceil(delta / d)`` cores,
+      then runs back to back: ``E_{P-1} = X_I(J) + P c + delta_m``;
+    - latest core: row P - 1, column 1, or column P - 1 when ``late = delta_1 > 0``: ``end = (P -
+      1) u + (P - 2) alpha + P c + late``, ``2P - 3`` hops (``+ P`` when late), ``2P - 2``
+      stages; ``mean = (P - 1) u / 2 + (P - 2)(P - 1) alpha / (2P) + P c + (K delta - d
+      K (K - 1) / 2) / P``.
+
+    Condition (each max of the recurrence then takes the branch used above): ``d > 0``,
+    ``K < P``, ``delta != d`` (a tie would change the critical path), and B never waits:
+    with ``Q = u + alpha + T_B``, a tile that row I + n freed after its product reaches
+    row I ``n (alpha + T_B)`` later while row I is ``n u`` ahead, with 2c of
+    double-buffer slack, so ``n (Q - c) + b_n <= c`` for every n >= 1, where
+    ``b_n`` is the most row I + n can lag beyond ``n u``: ``min(delta, n d)`` along the
+    wave and ``(P - 2) alpha - delta_{n-1}`` across the wrap-around's step in X. Both are
+    checked at their maxima (``n = K, K + 1`` resp. ``floor(delta / d)``, ``+ 1``), and
+    ``Q <= c`` for the rest.
+    """
+    p = np.asarray(p, dtype=float)
+    mt, kt, nt = (np.asarray(x, dtype=float) for x in (mt, kt, nt))
+    alpha, mo = spec.alpha, spec.message_overhead_cycles
+    c = spec.step_overhead_cycles + compute_cycles(spec, mt * kt * nt, kt, kt * nt)
+    t_a, t_b = serialization_cycles(spec, mt * kt), serialization_cycles(spec, kt * nt)
+    g = alpha + t_a
+    u = 2 * mo + g
+    d = c - g
+    safe = np.where(d > 0, d, 1.0)
+    delta = np.maximum(0.0, (p - 1) * alpha + t_a - c)
+    waves = np.ceil(delta / safe)
+    late_raw = delta - d
+    late = np.maximum(0.0, late_raw)
+    slack = c - (u + alpha + t_b)  # -(Q - c)
+
+    def wave(m: np.ndarray) -> np.ndarray:
+        return np.maximum(0.0, delta - m * d)
+
+    bump = [np.maximum(n, 1.0) for n in (waves, waves + 1)]
+    along = [np.maximum(n, 1.0) for n in (np.floor(delta / safe), np.floor(delta / safe) + 1)]
+    b_ok = slack >= 0
+    for n in bump:
+        b_ok &= (p - 2) * alpha - wave(n - 1) - n * slack <= c
+    for n in along:
+        b_ok &= np.minimum(delta, n * d) - n * slack <= c
+    exact = (d > 0) & (waves < p) & (late_raw != 0) & b_ok
+    end = (p - 1) * u + (p - 2) * alpha + p * c + late
+    mean = ((p - 1) * u / 2 + (p - 2) * (p - 1) * alpha / (2 * p) + p * c
+            + (waves * delta - d * waves * (waves - 1) / 2) / p)
+    hops = 2 * p - 3 + p * (late > 0)
+    return exact, end, mean, hops, 2 * p - 2
+
+
 class Cannon(Kernel):
     """Cannon's algorithm on a square P x P mesh (``p == q``) without torus links."""
 
@@ -178,11 +245,12 @@ class Cannon(Kernel):
         gemm_params(self.name, spec, params, square=True)
 
     def cost(self, spec: HardwareSpec, **params: ArrayLike) -> Cost:
-        """Closed form: a per-step max-plus recurrence, derived from the program and rules 4-7.
+        """Closed form (:func:`cannon_compute_bound`) where it is exact, else the recurrence.
 
-        With ``c = step_overhead + compute_cycles(Mt Kt Nt, Kt, Kt Nt)``, ``T_A = T(Mt Kt)``,
-        ``T_B = T(Kt Nt)``, ``mo`` the message overhead and ``h_J`` the hops of the edge into
-        position J (1, and P - 1 for the wrap-around into J = P - 1):
+        The recurrence, derived from the program and rules 4-7, with ``c = step_overhead +
+        compute_cycles(Mt Kt Nt, Kt, Kt Nt)``, ``T_A = T(Mt Kt)``, ``T_B = T(Kt Nt)``, ``mo``
+        the message overhead and ``h_J`` the hops of the edge into position J (1, and P - 1
+        for the wrap-around into J = P - 1):
 
         - skew (every row runs the same steps; row I stops after I): the send of step k
           leaves at ``s_k(J) = max(X_k(J) + mo, s_{k-1}(J) + T_A)`` (activation; the link
@@ -197,26 +265,32 @@ class Cannon(Kernel):
         - a core ends at ``max(E_{P-1}, tails of its last sends)``.
 
         Every max is one numpy operation over ``(tiles, P, P)`` arrays, ``2P`` steps in all
-        (:func:`per_mesh_size`); exact (equal to the executor to rounding on every sweep
-        configuration, both presets). ``cycles = launch + max`` and ``mean_core_cycles =
-        launch + mean`` over the cores; ``hops`` and ``routing_stages`` (two per skew step)
-        are those of the latest core's critical path, i.e. ``d cycles / d alpha``.
+        (:func:`per_mesh_size`, O(P^3) per mesh size); exact (equal to the executor to
+        rounding on every sweep configuration, both presets). ``cycles = launch + max`` and
+        ``mean_core_cycles = launch + mean`` over the cores; ``hops`` and
+        ``routing_stages`` (two per skew step) are those of the latest core's critical
+        path, i.e. ``d cycles / d alpha``. It runs only where
+        :func:`cannon_compute_bound`'s condition fails.
 
-        Compute-bound, every core runs its products back to back after its skew, and the
-        critical path is the last row's skew: ``cycles = launch + (P - 1)(2 mo + alpha +
-        T_A) + (P - 2) alpha + P c``, with ``2P - 3`` hops, the P - 1 of the wrap-around
-        among them. Communication-bound, a tile moves one position per ``T + alpha`` except
-        across the wrap-around, ``T + (P - 1) alpha``: the tiles are pipelined around the
-        ring, so the wrap-around is paid once per trip of P steps (its cycle mean is ``T +
-        2 alpha (P - 1) / P``, MeshGEMM's ring has the same), and the critical path crosses
-        it about once per P steps.
+        Communication-bound, a tile moves one position per ``T + alpha`` except across the
+        wrap-around, ``T + (P - 1) alpha``: the tiles are pipelined around the ring, so the
+        wrap-around is paid once per trip of P steps (its cycle mean is ``T + 2 alpha (P -
+        1) / P``, MeshGEMM's ring has the same), and the critical path crosses it about
+        once per P steps.
         """
         v = gemm_params(self.name, spec, params, square=True)
         p = v["p"].astype(float)
         mt, kt, nt = v["m"] // v["p"], v["k"] // v["p"], v["n"] // v["p"]
         mk, kn = mt * kt, kt * nt
         c = spec.step_overhead_cycles + compute_cycles(spec, mk * nt, kt, kn)
-        end, mean, hops, stages = per_mesh_size(_cannon_timing, spec, v["p"], mt, kt, nt)
+        exact, end, mean, hops, stages = cannon_compute_bound(spec, p, mt, kt, nt)
+        slow = ~exact
+        if np.any(slow):
+            shape = exact.shape
+            end, mean, hops, stages = (np.array(np.broadcast_to(x, shape)) for x in (end, mean, hops, stages))
+            pick = [np.broadcast_to(x, shape)[slow] for x in (v["p"], mt, kt, nt)]
+            for out, part in zip((end, mean, hops, stages), per_mesh_size(_cannon_timing, spec, *pick), strict=True):
+                out[slow] = part
         return Cost.make(
             spec,
             cycles=spec.launch_overhead_cycles + end,
