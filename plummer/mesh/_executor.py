@@ -569,7 +569,7 @@ class Mesh:
         pe_free = [0.0] * cores
         busy = [0.0] * cores
         last = [-math.inf] * cores
-        link_free: dict[int, float] = {}
+        link_free = [0.0] * (cores * 4)  # when each directed link is free again
         trace: list[TraceEvent] = []
         waits = 0  # hops whose head found its link busy (contention)
         push, pop = heapq.heappush, heapq.heappop
@@ -585,7 +585,7 @@ class Mesh:
             if kind == _TRANSMIT:
                 links = links_of[node]
                 link = links[hop]
-                free = link_free.get(link, 0.0)
+                free = link_free[link]
                 if free > t:
                     waits += 1
                     t = free
