@@ -64,6 +64,7 @@ def test_run_collectives_are_correct(run_cli):
         (("cost", "shift", "--mesh", "8x8", "--m", "16", "--n", "16", "--distance", "0"), ["'distance'", "0"]),
         (("cost", "gemm", "--mesh", "900x900", "--m", "900", "--k", "900", "--n", "900"), ["'p'", "900"]),
         (("benchmark", "--repeats", "0"), ["--repeats", "0"]),
+        (("run", "broadcast", "--mesh", "200x200", "--n", "1"), ["40,000 cores", "--force"]),
     ],
 )
 def test_bad_kernel_input_exits_2_with_one_line(run_cli, argv, words):

@@ -16,6 +16,10 @@ from plummer.validate import VALIDATION_FAMILIES, summarize, validate_kernels
 #: The algorithm each family uses when ``--algo`` is not given.
 DEFAULT_ALGO = {"gemm": "meshgemm", "allreduce": "ktree", "broadcast": "multicast", "gemv": "ktree", "shift": "shift"}
 
+#: Cores above which ``plummer run`` asks for ``--force``: the executor times every message
+#: in Python (a 64x64 MeshGEMM takes ~15 s; a wafer-sized mesh would take hours).
+_RUN_LIMIT = 128 * 128
+
 #: Kernel parameters that have a CLI option of the same name (``k_tree`` is ``--k-tree``).
 _OPTIONS = ("m", "k", "n", "k_tree", "group_num", "distance", "axis")
 
@@ -44,6 +48,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                 description="Run a kernel on random data on the exact mesh executor.")
     _add_kernel_options(run)
     run.add_argument("--seed", type=int, default=0, help="random seed of the operands (default 0)")
+    run.add_argument("--force", action="store_true",
+                     help=f"run meshes larger than {_RUN_LIMIT:,} cores (the executor is pure Python)")
     run.set_defaults(func=_run)
     val = subparsers.add_parser(
         "validate", help="closed forms vs the executor over a sweep",
@@ -88,6 +94,11 @@ def _cost(args: argparse.Namespace) -> None:
 
 def _run(args: argparse.Namespace) -> None:
     spec, kernel, params = _kernel_and_params(args)
+    if params["p"] * params["q"] > _RUN_LIMIT and not args.force:
+        raise CommandLineError(
+            f"--mesh {args.mesh} has {params['p'] * params['q']:,} cores; the executor runs up to "
+            f"{_RUN_LIMIT:,} without --force (use `plummer cost` for large meshes)"
+        )
     run = kernel.execute(spec, seed=args.seed, **params)
     cost = kernel.cost(spec, **params)
     payload = {"kernel": args.kernel, "algo": kernel.name, "hardware": spec.name, **params}
