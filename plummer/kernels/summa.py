@@ -420,7 +420,7 @@ class SUMMA(Kernel):
         such paths of (n_A T_A + n_B T_B + n_c c + n_alpha alpha)``, with the coefficient
         rows enumerated once per mesh shape (:func:`_summa_paths`). For ``T > c`` this is a
         lower bound. ``mean_core_cycles`` is approximated by ``cycles`` (cores near the
-        far ends finish last; the executor's mean is within 0.5% below in the sweep).
+        far ends finish last; the executor's mean is up to 1.5% below in the sweep).
         """
         v = gemm_params(self.name, spec, params, square=False)
         p, q, panels, mt, kt, nt = _tiles(v)
