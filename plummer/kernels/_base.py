@@ -71,6 +71,15 @@ class Cost:
         **extra: ArrayLike,
     ) -> Cost:
         """Broadcast the parts to one shape and derive ``comm_cycles``."""
+        if mean_core_cycles is None:
+            mean_core_cycles = cycles
+        values = (cycles, compute_cycles, hops, routing_stages, memory_per_core_bytes,
+                  routes_per_core, mean_core_cycles)
+        if not extra and not any(type(v) is np.ndarray and v.ndim for v in values):
+            # one configuration: numpy float scalars
+            total, compute, hop, stages, memory, routes, mean = map(np.float64, values)
+            return cls(total, compute, total - compute, hop, stages, memory, routes, mean,
+                       spec.route_budget, spec.memory_bytes)
         parts = np.broadcast_arrays(
             *(
                 np.asarray(v, dtype=float)
@@ -81,7 +90,7 @@ class Cost:
                     routing_stages,
                     memory_per_core_bytes,
                     routes_per_core,
-                    cycles if mean_core_cycles is None else mean_core_cycles,
+                    mean_core_cycles,
                 )
             )
         )
@@ -230,8 +239,9 @@ class Kernel(abc.ABC):
         """
 
 
-def int_params(kernel: str, params: dict[str, ArrayLike], names: tuple[str, ...]) -> dict[str, np.ndarray]:
-    """Check that ``params`` are exactly ``names`` with positive integer values; as int arrays."""
+def int_params(kernel: str, params: dict[str, ArrayLike], names: tuple[str, ...]) -> dict[str, Any]:
+    """Check that ``params`` are exactly ``names`` with positive integer values; as int64
+    arrays (a Python ``int`` becomes a numpy int64 scalar: cheaper than a 0-d array)."""
     unknown = sorted(set(params) - set(names))
     missing = [n for n in names if n not in params]
     if unknown or missing:
@@ -242,8 +252,13 @@ def int_params(kernel: str, params: dict[str, ArrayLike], names: tuple[str, ...]
     return {name: int_array(kernel, name, params[name]) for name in names}
 
 
-def int_array(kernel: str, name: str, value: ArrayLike, minimum: int = 1) -> np.ndarray:
-    """``value`` as an int64 array if every element is an integer >= ``minimum``."""
+def int_array(kernel: str, name: str, value: ArrayLike, minimum: int = 1) -> Any:
+    """``value`` as an int64 array (a Python ``int`` as an int64 scalar) if every element
+    is an integer >= ``minimum``."""
+    if type(value) is int:
+        if value < minimum:
+            raise SpecError(f"{kernel}: parameter '{name}' = {value} must be >= {minimum}")
+        return np.int64(value)
     array = np.asarray(value)
     if array.dtype == bool or not (
         np.issubdtype(array.dtype, np.integer)
@@ -258,8 +273,10 @@ def int_array(kernel: str, name: str, value: ArrayLike, minimum: int = 1) -> np.
     return array
 
 
-def require(kernel: str, ok: np.ndarray, field_name: str, value: np.ndarray, allowed: str) -> None:
+def require(kernel: str, ok: np.ndarray | bool, field_name: str, value: np.ndarray, allowed: str) -> None:
     """Raise :class:`SpecError` for the first configuration where ``ok`` is False."""
+    if ok is True or ok is np.True_:  # one configuration, allowed
+        return
     ok = np.asarray(ok)
     if not np.all(ok):
         bad = np.broadcast_to(np.asarray(value), ok.shape)[~ok]

@@ -88,7 +88,7 @@ class MeshGEMM(Kernel):
         window of ``a_I`` edges, ``2 a_I / P``.
         """
         v = gemm_params(self.name, spec, params, square=True)
-        p = v["p"].astype(float)
+        p = v["p"] * 1.0  # float: an array, or a number for one configuration
         inverse = 1.0 / p
         mt, kt, nt = v["m"] * inverse, v["k"] * inverse, v["n"] * inverse  # sizes divide p
         mk, kn = mt * kt, kt * nt

@@ -13,23 +13,23 @@ from plummer.hardware import HardwareSpec
 
 
 def serialization_cycles(spec: HardwareSpec, elements: ArrayLike) -> np.ndarray:
-    """Cycles a message of ``elements`` occupies each link:
+    """Cycles a message of ``elements`` (a number or a numpy array) occupies each link:
     ``ceil(n * wire_bytes_per_element / link_bytes_per_cycle)``."""
-    n = np.asarray(elements, dtype=float)
-    return np.ceil(n * spec.wire_bytes_per_element / spec.link_bytes_per_cycle)
+    return np.ceil(elements * (spec.wire_bytes_per_element / spec.link_bytes_per_cycle))
 
 
 def compute_cycles(
     spec: HardwareSpec, fmas: ArrayLike, loops: ArrayLike = 0, vector_ops: ArrayLike = 0
 ) -> np.ndarray:
-    """Cycles a local product occupies a core's processor (without fixed overheads).
+    """Cycles a local product occupies a core's processor (without fixed overheads);
+    numbers or numpy arrays.
 
     ``loops * loop_overhead + vector_ops * vector_op_overhead + fmas / fma_per_cycle``:
     a cost per outer-loop iteration, per vector instruction issued, and the FMAs at the
     spec's rate. Fixed per-call costs (step overheads) are added by the kernel.
     """
     return (
-        np.asarray(loops, dtype=float) * spec.loop_overhead_cycles
-        + np.asarray(vector_ops, dtype=float) * spec.vector_op_overhead_cycles
-        + np.asarray(fmas, dtype=float) / spec.fma_per_cycle
+        loops * spec.loop_overhead_cycles
+        + vector_ops * spec.vector_op_overhead_cycles
+        + fmas * (1.0 / spec.fma_per_cycle)
     )
