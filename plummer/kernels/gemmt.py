@@ -111,6 +111,65 @@ def _gemmt_timing(
     return summarise(latest(last, delay(b_sent, t_b)))
 
 
+def gemmt_compute_bound(
+    spec: HardwareSpec, p: ArrayLike, mt: ArrayLike, kt: ArrayLike, nt: ArrayLike
+) -> tuple[np.ndarray, ...]:
+    """:meth:`GEMMT.cost`'s recurrence solved in closed form where no tile waits: ``(exact,
+    end, mean, hops, stages)``, the latest and mean core end in cycles (without launch) and
+    the counts on the latest core's critical path; ``exact`` marks the configurations where
+    the solution below satisfies every max of the recurrence, so equals it (elsewhere the
+    values are meaningless). O(1) per configuration.
+
+    With ``w = beta + T`` (a stage), ``u = alpha + beta`` (a chain hop) and no tile
+    waiting, subtract ``(s + 1) c`` from step s: row I is then a c-free longest path problem
+    over nodes (s, x), core x's stage start (a leaf's: its product end). Edges: to (s + 1,
+    x), ``w`` from a stage or root, ``alpha`` from a leaf; to the next core towards the root
+    ``r_s = (I - s) mod P``, ``u`` from a stage, ``alpha`` from a leaf; every (0, x) starts
+    at 0 and core x ends ``w`` after (P - 1, x) (``T`` at a leaf). Every path has P - 1
+    step edges and ``alpha < w``, ``alpha <= u``, so the longest has the most hops and the
+    fewest leaf edges. The root moves one core west per step and wraps once, from 0 (step
+    I) to P - 1, so the best path reaches column 0 at step I after ``K = max(P - 1, 2I)``
+    hops (from P - 1 straight west, or from 0 east to the root I, then back west with it),
+    then in step I + 1 goes east to x (x <= I), or to P - 1 and back west with the root to
+    x (x > I); a leaf column (not the last root) is reached as a root and held. So with
+    ``E(I, x) = P c + F`` (a first hop from a leaf is ``alpha``, not ``u``):
+
+    - ``1 <= x <= I <= P - 2``: ``F = P w + (K + x - 2) u + 2 alpha``;
+    - ``I < x <= P - 2``: ``F = P w + (K + 2P - 5 - x) u + 3 alpha``;
+    - ``x = 0, I <= P - 2``: ``F = (I + 1) w + (P - 1 - I) alpha + (K - 1) u + T``;
+    - ``x = P - 1``: ``F = (I + 2) w + (P - 1 - I) alpha + (K + P - 3) u + T`` (I <= P - 3),
+      ``P w + (K + P - 3) u + 2 alpha`` (I = P - 2);
+    - ``I = P - 1``: ``F = P w + (2P - 4 - x) u + 2 alpha`` (x <= P - 2), ``w + (P - 1)
+      alpha + (P - 2) u + T`` (x = P - 1).
+
+    The latest core is (0, 1): ``end = P c + P w + (3P - 7) u + 3 alpha``, ``3P - 4`` hops,
+    ``4P - 7`` stages (every other core is at least ``alpha`` earlier). Summing the table,
+    with ``sum_{I <= P-2} K = (P - 1)(P - 1 + m) - m (m + 1)``, ``m = floor((P - 1) / 2)``:
+    ``P^2 (mean - P c) = (P^3 - P^2 + P) w + ((5P^3 - 18P^2 + 13P - 6) / 6 + P sum K) u
+    + (7P^2 - 11P + 6) / 2 alpha + (2P - 2) T``.
+
+    Condition: ``P >= 3``; ``w > alpha`` (strict: a tie would change the counts); a leaf's
+    link is free for its next leg, ``c + alpha >= T``; and B never waits, ``c > alpha +
+    T_B``: by induction a core's B send starts by its product's (sends are ``T_B <= c``
+    apart), and row I's step s + 1 has row I - 1's step s root after one more step, which
+    adds ``>= alpha`` to every offset (the steps are monotone, additively homogeneous
+    max-plus maps), so B arrives by ``E_s(I - 1) - c + 2 alpha + T_B < E_{s+1}(I) - c``.
+    """
+    p = np.asarray(p, dtype=float)
+    mt, kt, nt = (np.asarray(x, dtype=float) for x in (mt, kt, nt))
+    alpha, beta = spec.alpha, spec.beta
+    c = spec.step_overhead_cycles + compute_cycles(spec, mt * kt * nt, kt, kt * nt)
+    t, t_b = serialization_cycles(spec, mt * nt), serialization_cycles(spec, kt * nt)
+    w, u = beta + t, alpha + beta
+    exact = (p >= 3) & (w > alpha) & (c + alpha >= t) & (c > alpha + t_b)
+    end = p * c + p * w + (3 * p - 7) * u + 3 * alpha
+    m = np.floor((p - 1) / 2)
+    sum_k = (p - 1) * (p - 1 + m) - m * (m + 1)
+    total = ((p**3 - p**2 + p) * w + ((5 * p**3 - 18 * p**2 + 13 * p - 6) / 6 + p * sum_k) * u
+             + (7 * p**2 - 11 * p + 6) / 2 * alpha + (2 * p - 2) * t)
+    return exact, end, p * c + total / p**2, 3 * p - 4, 4 * p - 7
+
+
 class GEMMT(Kernel):
     """GEMM-T, ``C = A . B^T``, on a square P x P mesh (``p == q``); ``k`` splits over the
     columns, ``m`` over the rows and ``n`` into P blocks."""
@@ -123,9 +182,10 @@ class GEMMT(Kernel):
         gemm_params(self.name, spec, params, square=True)
 
     def cost(self, spec: HardwareSpec, **params: ArrayLike) -> Cost:
-        """Closed form: a per-step max-plus recurrence, derived from the program and rules 4-7.
+        """Closed form (:func:`gemmt_compute_bound`) where it is exact, else the recurrence.
 
-        With ``c = step_overhead + compute_cycles(Mt Kt Nt, Kt, Kt Nt)``, ``T = T(Mt Nt)``,
+        The recurrence, a per-step max-plus one derived from the program and rules 4-7:
+        with ``c = step_overhead + compute_cycles(Mt Kt Nt, Kt, Kt Nt)``, ``T = T(Mt Nt)``,
         ``T_B = T(Nt Kt)``, and per core (logical row I, column x) ``R`` the time its
         partial buffer is free (0 at first) and ``B_s`` its B tile's arrival, step s is:
 
@@ -148,14 +208,21 @@ class GEMMT(Kernel):
         ``cycles = launch + max`` and ``mean_core_cycles = launch + mean`` over the cores'
         last events; ``hops`` and ``routing_stages`` are those of the latest core's critical
         path (``d cycles / d alpha`` and ``/ d beta``); ``compute_cycles`` counts the
-        products.
+        products. It runs only where :func:`gemmt_compute_bound`'s condition fails.
         """
         v = gemm_params(self.name, spec, params, square=True)
         p = v["p"].astype(float)
         mt, kt, nt = v["m"] // v["p"], v["k"] // v["p"], v["n"] // v["p"]
         mn, kn = mt * nt, kt * nt
         c = spec.step_overhead_cycles + compute_cycles(spec, mt * kn, kt, kn)
-        end, mean, hops, stages = per_mesh_size(_gemmt_timing, spec, v["p"], mt, kt, nt)
+        exact, end, mean, hops, stages = gemmt_compute_bound(spec, p, mt, kt, nt)
+        shape = exact.shape
+        end, mean, hops, stages = (np.array(np.broadcast_to(x, shape), dtype=float) for x in (end, mean, hops, stages))
+        slow = ~exact
+        if np.any(slow):
+            pick = [np.broadcast_to(x, shape)[slow] for x in (v["p"], mt, kt, nt)]
+            for out, part in zip((end, mean, hops, stages), per_mesh_size(_gemmt_timing, spec, *pick), strict=True):
+                out[slow] = part
         return Cost.make(
             spec,
             cycles=spec.launch_overhead_cycles + end,

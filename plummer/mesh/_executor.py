@@ -11,8 +11,9 @@ from them. Time is in cycles (floats), sizes in elements of ``spec.dtype_bytes``
    memory holding named numpy tiles. An allocation past the budget raises
    :class:`~plummer.errors.CoreMemoryError`.
 2. **Links.** Neighbouring routers are joined by one directed link each way. A message of
-   ``n`` elements occupies every link it crosses for ``T(n) = ceil(n * dtype_bytes /
-   link_bytes_per_cycle)`` cycles (:func:`~plummer.mesh.serialization_cycles`).
+   ``n`` elements occupies every link it crosses for ``T(n) = ceil(n *
+   wire_bytes_per_element / link_bytes_per_cycle)`` cycles
+   (:func:`~plummer.mesh.serialization_cycles`).
 3. **Routes.** A message travels on a color. At every core it touches, the color is
    configured from one input port (a direction or the core's own ramp) to a set of output
    ports (directions and/or the ramp; several = hardware multicast). A core may hold
@@ -145,7 +146,6 @@ class Mesh:
         self._edge_to: list[int] = []
         self._links: dict[int, tuple[int, ...]] = {}  # link ids of a transmit
         self._deliver: dict[int, int] = {}  # (transmit << 12) + hop -> its delivery node
-        self._bytes: dict[int, int] = {}  # bytes a transmit carries over each of its links
         self._final: set[int] = set()  # stages that complete at their tail (add into memory)
         self._injected: set[int] = set()  # sends: complete when their tail leaves the source
         self._label: dict[int, str] = {}  # labels of the trace (kept only when tracing)
@@ -297,7 +297,6 @@ class Mesh:
         A route seen before is not configured and checked again.
         """
         node = self._node(_TRANSMIT, src_idx, self._serialization(n), deps, label)
-        self._bytes[node] = n * self.spec.dtype_bytes
         key = (src_idx, path, color, delivered, to_pe)
         route = self._configured.get(key)
         if route is None:
@@ -570,6 +569,7 @@ class Mesh:
         busy = [0.0] * cores
         last = [-math.inf] * cores
         link_free = [0.0] * (cores * 4)  # when each directed link is free again
+        link_busy = [0.0] * (cores * 4)  # cycles each directed link carried data
         trace: list[TraceEvent] = []
         waits = 0  # hops whose head found its link busy (contention)
         push, pop = heapq.heappush, heapq.heappop
@@ -590,6 +590,7 @@ class Mesh:
                     waits += 1
                     t = free
                 link_free[link] = t + length
+                link_busy[link] += length
                 head = t + alpha
                 if hop == 0:
                     if t + length > last[idx]:
@@ -644,9 +645,7 @@ class Mesh:
 
         if any(pending):
             raise RuntimeError("the program's dependencies form a cycle")
-        link_bytes = np.zeros(cores * 4)
-        for node, links in links_of.items():
-            link_bytes[list(links)] += self._bytes[node]
+        link_bytes = np.array(link_busy) * spec.link_bytes_per_cycle
         last_event = np.array(last) + spec.launch_overhead_cycles
         last_event[np.isinf(last_event)] = np.nan  # a core that did nothing
         return ExecutionResult.build(

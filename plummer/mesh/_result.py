@@ -41,7 +41,8 @@ class ExecutionResult:
     idle_cycles: np.ndarray
     """``cycles - busy_cycles`` per core."""
     link_bytes: np.ndarray
-    """Bytes carried by each directed link, ``[y, x, direction]`` (0 E, 1 W, 2 S, 3 N)."""
+    """Bytes each directed link carried on the wire (its busy cycles x the link width),
+    ``[y, x, direction]`` (0 E, 1 W, 2 S, 3 N)."""
     peak_memory_bytes: np.ndarray
     """Peak bytes of tiles per core."""
     routes_per_core: np.ndarray
