@@ -5,6 +5,8 @@ Cannon and GEMM-T are not written yet; their tests belong here when they are.
 
 from __future__ import annotations
 
+import math
+import time
 
 import numpy as np
 import pytest
@@ -12,7 +14,7 @@ import pytest
 from plummer.errors import CoreMemoryError, RoutingError, SpecError
 from plummer.hardware import load_hardware
 from plummer.kernels.meshgemm import MeshGEMM, meshgemm_routes
-from plummer.kernels.summa import SUMMA, SUMMARelay
+from plummer.kernels.summa import SUMMA, SUMMARelay, _relay_cost, summa_relay_compute_bound
 
 PRESET = load_hardware("wse3")
 CALIBRATED = PRESET.replace(
@@ -173,3 +175,97 @@ def test_meshgemm_communication_bound_closed_form_is_an_upper_bound():
             predicted = float(kernel.cost(bare, **config).cycles)
             assert run.correct
             assert run.execution.cycles <= predicted <= 1.12 * run.execution.cycles, config
+
+
+def _random_specs(rng: np.random.Generator, count: int) -> list:
+    return [
+        PRESET.replace(
+            alpha=rng.uniform(0.1, 5.0), beta=rng.uniform(0.0, 20.0),
+            fma_per_cycle=rng.uniform(1.0, 8.0), vector_op_overhead_cycles=rng.uniform(0.0, 3.0),
+            loop_overhead_cycles=rng.uniform(0.0, 50.0), step_overhead_cycles=rng.uniform(0.0, 150.0),
+        )
+        for _ in range(count)
+    ]
+
+
+def test_summa_relay_closed_form_equals_the_recurrence():
+    """Where its condition holds, the O(1) solution equals the per-step recurrence (cycles,
+    mean, hops) on random specs, meshes 2..40 (non-square where lcm(p, q) <= 120), tiles 1..16."""
+    rng = np.random.default_rng(0)
+    matched = 0
+    for spec in _random_specs(rng, 150):
+        p = rng.integers(2, 41, 20)
+        q = np.where(rng.random(20) < 0.5, p, rng.integers(2, 41, 20))
+        q = np.where(np.lcm(p, q) > 120, p, q)
+        mt, kt, nt = (rng.integers(1, 17, 20) for _ in range(3))
+        exact, end, mean, hops = summa_relay_compute_bound(spec, p, q, mt, kt, nt)
+        if not exact.any():
+            continue
+        latest, mean_ref, hops_ref = _relay_cost(spec, p[exact], q[exact], mt[exact], kt[exact], nt[exact])
+        np.testing.assert_allclose(end[exact], latest, rtol=1e-9)
+        np.testing.assert_allclose(mean[exact], mean_ref, rtol=1e-9)
+        np.testing.assert_array_equal(hops[exact], hops_ref)
+        matched += int(exact.sum())
+    assert matched > 2000
+
+
+def test_summa_relay_condition_is_exact_on_square_meshes():
+    """On square meshes from 3 x 3 the closed form (makespan or mean) fails wherever its
+    condition does (small overheads, so that it often does)."""
+    rng = np.random.default_rng(1)
+    failed = 0
+    for spec in _random_specs(rng, 60):
+        spec = spec.replace(step_overhead_cycles=rng.uniform(0.0, 30.0),
+                            loop_overhead_cycles=rng.uniform(0.0, 10.0))
+        p = rng.integers(3, 13, 10)
+        mt, kt, nt = (rng.integers(1, 17, 10) for _ in range(3))
+        exact, end, mean, _ = summa_relay_compute_bound(spec, p, p, mt, kt, nt)
+        if exact.all():
+            continue
+        latest, mean_ref, _ = _relay_cost(spec, p[~exact], p[~exact], mt[~exact], kt[~exact], nt[~exact])
+        same = np.isclose(end[~exact], latest, rtol=1e-9) & np.isclose(mean[~exact], mean_ref, rtol=1e-9)
+        assert not np.any(same)
+        failed += int((~exact).sum())
+    assert failed > 20
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: f"alpha={s.alpha}")
+def test_summa_relay_closed_form_equals_executor(spec):
+    """The O(1) solution against the executor on meshes up to 10 x 10, where it holds."""
+    kernel = SUMMARelay()
+    configs = [c for c in kernel.sweep() if c["p"] * c["q"] <= 100]
+    configs += [{"p": p, "q": q, "m": q * 2, "k": math.lcm(p, q) * 3, "n": p * 2}
+                for p, q in ((3, 5), (6, 9), (10, 10), (2, 7), (10, 4))]
+    checked = 0
+    for config in configs:
+        p, q = config["p"], config["q"]
+        s = math.lcm(p, q)
+        exact, end, mean, _ = summa_relay_compute_bound(
+            spec, p, q, config["m"] // q, config["k"] // s, config["n"] // p)
+        if not exact:
+            continue
+        run = kernel.execute(spec, **config).execution
+        cost = kernel.cost(spec, **config)
+        assert float(cost.cycles) == pytest.approx(run.cycles, rel=1e-9), config
+        assert float(spec.launch_overhead_cycles + end) == pytest.approx(run.cycles, rel=1e-9), config
+        assert float(spec.launch_overhead_cycles + mean) == pytest.approx(run.mean_core_cycles, rel=1e-9), config
+        checked += 1
+    assert checked >= 25
+
+
+def test_summa_relay_closed_form_covers_wse3_llm_layouts():
+    """Square WSE-3 meshes of 100..750 with tiles 4..32 (LLM GEMM shapes) are all in the
+    closed form's domain, and 1e5 of them cost well under a second."""
+    rng = np.random.default_rng(2)
+    n = 100_000
+    p = rng.integers(100, 751, n)
+    mt, kt, nt = (rng.choice([4, 8, 16, 32], n) for _ in range(3))
+    exact = summa_relay_compute_bound(PRESET, p, p, mt, kt, nt)[0]
+    assert exact.all()
+    start = time.perf_counter()
+    cost = SUMMARelay().cost(PRESET, p=p, q=p, m=p * mt, k=p * kt, n=p * nt)
+    elapsed = time.perf_counter() - start
+    print(f"summa-relay cost of {n} WSE-3 configurations: {elapsed:.3f} s")
+    assert elapsed < 10.0
+    assert cost.cycles.shape == (n,) and np.all(cost.cycles > cost.compute_cycles)
+    assert np.all(cost.hops == 4 * p - 9)

@@ -37,7 +37,8 @@ receive buffers exist from the start (placeholders the core holds anyway), the p
 ``s`` reads the ``s + 1`` buffers as a fence (write-after-read, rule 7), and a zero-cost
 :meth:`Mesh.work` between the two stages orders B after A. Against letting the PE pick by
 readiness, this costs at most a few ``alpha + beta`` on the meshes of the sweep (<= 3.6%)
-and gives an exact closed form (:func:`_relay_finish`).
+and gives an exact recurrence (:func:`_relay_finish`), solved in O(1) where the products
+outlast the relay hand-offs (:func:`summa_relay_compute_bound`).
 """
 
 from __future__ import annotations
@@ -395,6 +396,52 @@ def _relay_cost(spec: HardwareSpec, p: np.ndarray, q: np.ndarray, mt: np.ndarray
     return latest.reshape(shape), mean.reshape(shape), hops.reshape(shape)
 
 
+def summa_relay_compute_bound(
+    spec: HardwareSpec, p: ArrayLike, q: ArrayLike, mt: ArrayLike, kt: ArrayLike, nt: ArrayLike
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The recurrence of :meth:`SUMMARelay.cost` solved in closed form where no relay seed
+    ever delays a core: ``(exact, end, mean, hops)``, the latest and mean core end in cycles
+    (without launch) and the relay hops on the latest core's critical path; ``exact`` marks
+    the configurations where the derivation holds (elsewhere the values are meaningless).
+    O(1) per configuration, any ``p`` x ``q`` mesh.
+
+    With ``S = lcm(p, q)``, ``s_A = beta + T_A``, ``s_B = beta + T_B``, ``w = alpha + beta``:
+    ``E(y, x) = S c + (S - S/p) s_A + (S - S/q) s_B + X(x) + Y(y) - w - beta`` (and
+    ``- alpha`` at core (0, 0) of a 2 x 2 mesh), with ``X(x) = w (p - 2 + |x - (p - 2)|)``
+    (``w`` when ``p = 2``) and ``Y`` likewise with ``q``; the derivation is in
+    :meth:`SUMMARelay.cost`. The latest core is (0, 0): ``2p + 2q - 9`` hops (a 2-wide axis
+    counts 1 instead of ``2 (p - 2)``), and the mean of ``|x - (p - 2)|`` over the columns is
+    ``((p - 2)(p - 1) / 2 + 1) / p``.
+
+    Condition: ``c >= (S/p) s_A + w + alpha`` and ``c >= (S/q) s_B + w + alpha``; sufficient,
+    and necessary on square meshes from 3 x 3 (where it fails, the makespan or the mean differ).
+    """
+    p, q = np.asarray(p, dtype=float), np.asarray(q, dtype=float)
+    mt, kt, nt = (np.asarray(x, dtype=float) for x in (mt, kt, nt))
+    panels = np.lcm(p.astype(np.int64), q.astype(np.int64)).astype(float)
+    c = _step_compute(spec, mt, kt, nt)
+    s_a = spec.beta + serialization_cycles(spec, mt * kt)
+    s_b = spec.beta + serialization_cycles(spec, kt * nt)
+    w = spec.alpha + spec.beta
+    exact = ((c >= panels / p * s_a + w + spec.alpha)
+             & (c >= panels / q * s_b + w + spec.alpha))
+    work = panels * c + (panels - panels / p) * s_a + (panels - panels / q) * s_b
+
+    def worst(n: np.ndarray) -> np.ndarray:
+        """Largest ``X / w`` over an axis of ``n`` cores (at core 0)."""
+        return np.where(n == 2, 1.0, 2 * (n - 2))
+
+    def mean(n: np.ndarray) -> np.ndarray:
+        """Mean ``X / w`` over an axis of ``n`` cores."""
+        return np.where(n == 2, 1.0, n - 2 + ((n - 2) * (n - 1) / 2 + 1) / n)
+
+    hops = worst(p) + worst(q) - 1
+    end = work + hops * w - spec.beta
+    corner = np.where((p == 2) & (q == 2), spec.alpha / 4, 0.0)
+    average = work + (mean(p) + mean(q) - 1) * w - spec.beta - corner
+    return exact, end, average, hops
+
+
 class SUMMA(Kernel):
     """SUMMA with hardware-multicast broadcasts on a ``p`` x ``q`` mesh."""
 
@@ -466,30 +513,61 @@ class SUMMARelay(Kernel):
         gemm_params(self.name, spec, params, square=False)
 
     def cost(self, spec: HardwareSpec, **params: ArrayLike) -> Cost:
-        """Closed form, derived from the relayed program (module docstring) and rules 4-7.
+        """Closed form (:func:`summa_relay_compute_bound`) where it holds, else the recurrence.
 
-        With ``c`` the step's product, ``w = alpha + beta`` and a relay stage of ``beta +
-        T_A`` (``beta + T_B``): let ``t`` and ``e = t + c`` be the start and end of a core's
-        product ``s - 1`` (both 0 before the first step). Panel ``s`` of A leaves its owner
-        column ``o`` at the owner's ``t`` (its send gate); at core ``x`` of a row its stage
-        starts at ``a(x) = max(e(x), a(x -+ 1) + w)`` (the head waits for the PE, which
-        finishes product ``s - 1`` first), and ``a(o -+ 1) = t(o) + alpha``: a prefix
-        maximum, ``a(x) = max_j (g(j) + |x - j| w)`` with ``g = e`` and ``g(o) = t(o) -
+        The recurrence, derived from the relayed program (module docstring) and rules 4-7.
+        With ``c`` the step's product, ``w = alpha + beta`` and a relay stage of ``s_A = beta
+        + T_A`` (``s_B = beta + T_B``): let ``t`` and ``e = t + c`` be the start and end of a
+        core's product ``s - 1`` (both 0 before the first step). Panel ``s`` of A leaves its
+        owner column ``o`` at the owner's ``t`` (its send gate); at core ``x`` of a row its
+        stage starts at ``a(x) = max(e(x), a(x -+ 1) + w)`` (the head waits for the PE, which
+        finishes product ``s - 1`` first), and ``a(o -+ 1) = t(o) + alpha`` (the seed): a
+        prefix maximum, ``a(x) = max_j (g(j) + |x - j| w)`` with ``g = e`` and ``g(o) = t(o) -
         beta``. The B stages follow the A stage on each core: along each column ``b(y) =
-        max(a(y) + beta + T_A, b(y -+ 1) + w)`` with the same seed at the owner row (and
-        ``e`` in place of the A stage on the owner column). Product ``s`` then starts at
-        ``b + beta + T_B`` (on the owner row: at the end of its A stage, or ``e``). Each
-        step is thus a few prefix maxima over ``(configurations, q, p)`` arrays, exact
-        (rules 4-7, no link is shared on these one-hop legs), evaluated once per distinct
-        mesh shape and tile shape (:func:`_relay_cost`; O(S p q) work per shape).
-        ``cycles = launch + max`` and ``mean_core_cycles = launch + mean`` over the cores of
-        their last product's end; ``hops`` and ``routing_stages`` count the relay hops on
-        the latest core's critical path.
+        max(a(y) + s_A, b(y -+ 1) + w)`` with the same seed at the owner row (and ``e`` in
+        place of the A stage on the owner column). Product ``s`` then starts at ``b + s_B``
+        (on the owner row: at the end of its A stage, or ``e``). Each step is a few prefix
+        maxima over ``(configurations, q, p)`` arrays, exact (rules 4-7, no link is shared on
+        these one-hop legs), once per distinct mesh shape and tile shape (:func:`_relay_cost`;
+        O(S p q) work per shape, 73 s at 660 x 660).
+
+        Its solution. Write a core's product start as its own PE work plus idle, ``t = s c +
+        n_A s_A + n_B s_B + I`` (``n_A`` the A stages it has run). Step 0 is set by the seeds:
+        ``I = (max(x, 1) + max(y, 1) - 1) w - beta`` (0 at core (0, 0)). Suppose no later seed
+        wins. Then every max splits into a row and a column part, ``I = X(x) + Y(y) - w -
+        beta``, from ``X = w max(x, 1)``. While column ``o`` keeps the panels, ``X`` rises by
+        exactly ``w`` per core away from ``o - 1`` on both sides, so every relay reaches a core
+        as its own product ends (a tie): ``X`` is unchanged. At the first step of an owner
+        ``o >= 2``, ``X`` has its vertex at ``o - 2`` (the flat start for ``o = 2``) and the
+        relay from core ``o - 1`` (``w`` above it) reaches each ``x <= o - 2`` at ``e(o - 1) +
+        (o - 1 - x) w``, ``2 w`` after ``x``'s own end (``w`` on the flat start): ``X = w (o -
+        1 + |x - (o - 1)|)``. Columns alike. At the end, every core having skipped ``S/p`` A
+        and ``S/q`` B stages: ``E(y, x) = S c + (S - S/p) s_A + (S - S/q) s_B + X(x) + Y(y) - w
+        - beta`` with ``X = w (p - 2 + |x - (p - 2)|)`` (``w`` if ``p = 2``; on a 2 x 2 mesh core
+        (0, 0) keeps ``I = 0``). Latest at (0, 0), ``2p + 2q - 9`` hops; the mean uses
+        ``sum_x |x - (p - 2)| = (p - 2)(p - 1) / 2 + 1``.
+
+        Condition: no seed wins. The tightest is at the first step of an owner ``o >= 2``,
+        towards ``o - 1``: ``t(o) - t(o - 1) = (S/p) s_A + w`` (``o - 1`` skipped its ``S/p``
+        A stages; ``X`` rises ``w``), so the seed, at ``o - 1``'s PE at ``t(o) + alpha``, loses
+        iff ``c >= (S/p) s_A + w + alpha``; the other seeds have more slack. Likewise B with
+        ``S/q`` and ``s_B`` (on the owner column, where no A stage delays the chain). On
+        square meshes from 3 x 3 (``c >= T + 2 w``) it is also necessary; on the WSE-3 preset it
+        holds for every square mesh with tiles up to 32 x 32 x 32. ``cycles = launch + max``,
+        ``mean_core_cycles = launch + mean`` over the cores' last product ends; ``hops`` and
+        ``routing_stages`` count the relay hops on the latest core's critical path.
         """
         v = gemm_params(self.name, spec, params, square=False)
         p, q, panels, mt, kt, nt = _tiles(v)
         c = _step_compute(spec, mt, kt, nt)
-        latest, mean, hops = _relay_cost(spec, p, q, mt, kt, nt)
+        exact, latest, mean, hops = summa_relay_compute_bound(spec, p, q, mt, kt, nt)
+        slow = ~exact
+        if np.any(slow):
+            latest, mean, hops = (
+                np.array(np.broadcast_to(x, exact.shape)) for x in (latest, mean, hops))
+            pick = [np.broadcast_to(x, exact.shape)[slow] for x in (p, q, mt, kt, nt)]
+            for out, part in zip((latest, mean, hops), _relay_cost(spec, *pick), strict=True):
+                out[slow] = part
         return Cost.make(
             spec,
             cycles=spec.launch_overhead_cycles + latest,
