@@ -12,7 +12,7 @@ import pytest
 from plummer.errors import SpecError
 from plummer.hardware import load_hardware
 from plummer.kernels.cannon import Cannon, _cannon_timing, cannon_compute_bound, per_mesh_size
-from plummer.kernels.gemmt import GEMMT
+from plummer.kernels.gemmt import GEMMT, _gemmt_timing, gemmt_compute_bound
 from plummer.kernels.meshgemm import MeshGEMM
 
 PRESET = load_hardware("wse3")
@@ -187,4 +187,70 @@ def test_cannon_condition_holds_for_llm_configurations_and_is_fast():
     cost = Cannon().cost(PRESET, p=p, q=p, m=p * mt, k=p * kt, n=p * nt)
     elapsed = time.perf_counter() - start
     print(f"cannon: {p.size} configurations, P in 100..750, in {elapsed:.3f} s")
+    assert cost.cycles.shape == p.shape and elapsed < 10.0
+
+
+@pytest.mark.parametrize("stress", [False, True], ids=["typical", "stress"])
+def test_gemmt_formula_equals_the_recurrence_where_its_condition_holds(stress):
+    """Random specs, mesh sizes and tiles: wherever the condition holds, the O(1) formula
+    equals the O(P^3) recurrence (the reference) to 1e-9, and the four figures agree."""
+    rng = np.random.default_rng(11 + stress)
+    checked = 0
+    for _ in range(60):
+        spec = _random_spec(rng, stress)
+        p = np.full(30, int(rng.integers(2, 61)))
+        mt, kt, nt = rng.integers(1, 17, (3, 30))
+        exact, end, mean, hops, stages = (
+            np.broadcast_to(x, p.shape) for x in gemmt_compute_bound(spec, p, mt, kt, nt)
+        )
+        if not exact.any():
+            continue
+        ref = per_mesh_size(_gemmt_timing, spec, p[exact], mt[exact], kt[exact], nt[exact])
+        for got, want in zip((end, mean, hops, stages), ref, strict=True):
+            np.testing.assert_allclose(got[exact], want, rtol=1e-9)
+        checked += int(exact.sum())
+    assert checked > 1000
+
+
+@pytest.mark.parametrize("spec", [PRESET, BARE], ids=["preset", "bare"])
+def test_gemmt_formula_equals_the_executor_where_its_condition_holds(spec):
+    tested = 0
+    for p in range(2, 13):
+        for mt, kt, nt in [(1, 1, 1), (2, 3, 1), (4, 4, 4), (3, 8, 5)]:
+            config = _config(p, mt, kt, nt)
+            if not bool(gemmt_compute_bound(spec, p, mt, kt, nt)[0]):
+                continue
+            run = GEMMT().execute(spec, **config).execution
+            cost = GEMMT().cost(spec, **config)
+            assert float(cost.cycles) == pytest.approx(run.cycles, rel=1e-9), config
+            assert float(cost.mean_core_cycles) == pytest.approx(run.mean_core_cycles, rel=1e-9), config
+            tested += 1
+    assert tested >= 20
+
+
+def test_gemmts_critical_path_has_3p_minus_4_hops_and_4p_minus_7_stages():
+    """Compute-bound, the latest core (row 0, column 1) hops P - 1 west in step 0, P - 1
+    west with the root, P - 1 east after its wrap and back west with it: 3P - 4 hops."""
+    for p in (3, 6, 9):
+        config = _config(p, 4, 4, 4)
+        assert bool(gemmt_compute_bound(PRESET, p, 4, 4, 4)[0])
+        assert _slope(GEMMT(), PRESET, config, "alpha") == pytest.approx(3 * p - 4, abs=1e-3)
+        assert _slope(GEMMT(), PRESET, config, "beta") == pytest.approx(4 * p - 7, abs=1e-3)
+
+
+def test_gemmt_condition_holds_for_llm_configurations_and_is_fast():
+    """Q.K^T on WSE-3: P = 360..750 with tiles 4..32, the condition holds everywhere; 10^5
+    such configurations cost little."""
+    t = np.arange(4, 33)
+    mt, kt, nt = np.meshgrid(t, t, t, indexing="ij")
+    for p in (360, 660, 750):
+        assert gemmt_compute_bound(PRESET, np.full(mt.shape, p), mt, kt, nt)[0].all()
+    rng = np.random.default_rng(0)
+    p = rng.integers(360, 751, 100_000)
+    mt, kt, nt = rng.integers(4, 33, (3, p.size))
+    assert gemmt_compute_bound(PRESET, p, mt, kt, nt)[0].all()
+    start = time.perf_counter()
+    cost = GEMMT().cost(PRESET, p=p, q=p, m=p * mt, k=p * kt, n=p * nt)
+    elapsed = time.perf_counter() - start
+    print(f"gemm-t: {p.size} configurations, P in 360..750, in {elapsed:.3f} s")
     assert cost.cycles.shape == p.shape and elapsed < 10.0

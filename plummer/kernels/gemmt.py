@@ -151,9 +151,11 @@ def gemmt_compute_bound(
     Condition: ``P >= 3``; ``w > alpha`` (strict: a tie would change the counts); a leaf's
     link is free for its next leg, ``c + alpha >= T``; and B never waits, ``c > alpha +
     T_B``: by induction a core's B send starts by its product's (sends are ``T_B <= c``
-    apart), and row I's step s + 1 has row I - 1's step s root after one more step, which
-    adds ``>= alpha`` to every offset (the steps are monotone, additively homogeneous
-    max-plus maps), so B arrives by ``E_s(I - 1) - c + 2 alpha + T_B < E_{s+1}(I) - c``.
+    apart), and row I's roots are row I - 1's preceded by I, so its step s + 1 is row I -
+    1's step s after one more step, which adds ``>= alpha`` to every offset (the steps are
+    monotone, additively homogeneous max-plus maps): B (``<= 2`` hops) arrives by ``E_s(I -
+    1) - c + 2 alpha + T_B < E_{s+1}(I) - c``, before the product starts. Sufficient, not
+    necessary; it holds on every WSE-3 configuration with tiles 4..32.
     """
     p = np.asarray(p, dtype=float)
     mt, kt, nt = (np.asarray(x, dtype=float) for x in (mt, kt, nt))
@@ -217,12 +219,13 @@ class GEMMT(Kernel):
         c = spec.step_overhead_cycles + compute_cycles(spec, mt * kn, kt, kn)
         exact, end, mean, hops, stages = gemmt_compute_bound(spec, p, mt, kt, nt)
         shape = exact.shape
-        end, mean, hops, stages = (np.array(np.broadcast_to(x, shape), dtype=float) for x in (end, mean, hops, stages))
+        outs = [np.array(np.broadcast_to(x, shape), dtype=float) for x in (end, mean, hops, stages)]
         slow = ~exact
         if np.any(slow):
             pick = [np.broadcast_to(x, shape)[slow] for x in (v["p"], mt, kt, nt)]
-            for out, part in zip((end, mean, hops, stages), per_mesh_size(_gemmt_timing, spec, *pick), strict=True):
+            for out, part in zip(outs, per_mesh_size(_gemmt_timing, spec, *pick), strict=True):
                 out[slow] = part
+        end, mean, hops, stages = outs
         return Cost.make(
             spec,
             cycles=spec.launch_overhead_cycles + end,
