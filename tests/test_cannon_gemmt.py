@@ -11,7 +11,8 @@ import pytest
 
 from plummer.errors import SpecError
 from plummer.hardware import load_hardware
-from plummer.kernels.cannon import Cannon, _cannon_timing, cannon_compute_bound, per_mesh_size
+from plummer.kernels._maxplus import per_mesh
+from plummer.kernels.cannon import Cannon, _cannon_timing, cannon_compute_bound
 from plummer.kernels.gemmt import GEMMT, _gemmt_timing, gemmt_compute_bound
 from plummer.kernels.meshgemm import MeshGEMM
 
@@ -148,7 +149,7 @@ def test_cannon_formula_equals_the_recurrence_where_its_condition_holds(stress):
         )
         if not exact.any():
             continue
-        ref = per_mesh_size(_cannon_timing, spec, p[exact], mt[exact], kt[exact], nt[exact])
+        ref = per_mesh(_cannon_timing, spec, (p[exact],), (mt[exact], kt[exact], nt[exact]))
         for got, want in zip((end, mean, hops, stages), ref, strict=True):
             np.testing.assert_allclose(got[exact], want, rtol=1e-9)
         checked += int(exact.sum())
@@ -205,7 +206,7 @@ def test_gemmt_formula_equals_the_recurrence_where_its_condition_holds(stress):
         )
         if not exact.any():
             continue
-        ref = per_mesh_size(_gemmt_timing, spec, p[exact], mt[exact], kt[exact], nt[exact])
+        ref = per_mesh(_gemmt_timing, spec, (p[exact],), (mt[exact], kt[exact], nt[exact]))
         for got, want in zip((end, mean, hops, stages), ref, strict=True):
             np.testing.assert_allclose(got[exact], want, rtol=1e-9)
         checked += int(exact.sum())

@@ -14,7 +14,8 @@ import pytest
 from plummer.errors import CoreMemoryError, RoutingError, SpecError
 from plummer.hardware import load_hardware
 from plummer.kernels.meshgemm import MeshGEMM, meshgemm_routes
-from plummer.kernels.summa import SUMMA, SUMMARelay, _relay_cost, summa_relay_compute_bound
+from plummer.kernels._maxplus import per_mesh
+from plummer.kernels.summa import SUMMA, SUMMARelay, _relay_finish, summa_relay_compute_bound
 
 PRESET = load_hardware("wse3")
 CALIBRATED = PRESET.replace(
@@ -201,7 +202,7 @@ def test_summa_relay_closed_form_equals_the_recurrence():
         exact, end, mean, hops = summa_relay_compute_bound(spec, p, q, mt, kt, nt)
         if not exact.any():
             continue
-        latest, mean_ref, hops_ref = _relay_cost(spec, p[exact], q[exact], mt[exact], kt[exact], nt[exact])
+        latest, mean_ref, hops_ref = per_mesh(_relay_finish, spec, (p[exact], q[exact]), (mt[exact], kt[exact], nt[exact]))
         np.testing.assert_allclose(end[exact], latest, rtol=1e-9)
         np.testing.assert_allclose(mean[exact], mean_ref, rtol=1e-9)
         np.testing.assert_array_equal(hops[exact], hops_ref)
@@ -222,7 +223,7 @@ def test_summa_relay_condition_is_exact_on_square_meshes():
         exact, end, mean, _ = summa_relay_compute_bound(spec, p, p, mt, kt, nt)
         if exact.all():
             continue
-        latest, mean_ref, _ = _relay_cost(spec, p[~exact], p[~exact], mt[~exact], kt[~exact], nt[~exact])
+        latest, mean_ref, _ = per_mesh(_relay_finish, spec, (p[~exact], p[~exact]), (mt[~exact], kt[~exact], nt[~exact]))
         same = np.isclose(end[~exact], latest, rtol=1e-9) & np.isclose(mean[~exact], mean_ref, rtol=1e-9)
         assert not np.any(same)
         failed += int((~exact).sum())

@@ -30,7 +30,6 @@ core of a line passes the wrap-around through: 3 colors per line, 6 per core (4 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -38,6 +37,7 @@ from numpy.typing import ArrayLike
 
 from plummer.hardware import HardwareSpec
 from plummer.kernels._base import Cost, Kernel, KernelRun
+from plummer.kernels._maxplus import Path, delay, gather, latest, never, per_mesh, summarise
 from plummer.kernels._gemm import (
     GEMM_PARAMETERS,
     blocks,
@@ -50,70 +50,6 @@ from plummer.mesh import Mesh, compute_cycles, serialization_cycles
 
 #: Color bases: A along rows, B along columns (one-hop edges: base + 0/1; wrap-around: base + 2).
 _A_BASE, _B_BASE = 0, 3
-
-#: A path to an event: (its time in cycles, pass-through hops on it, PE stages on it), float
-#: arrays of one broadcast shape.
-Path = tuple[np.ndarray, np.ndarray, np.ndarray]
-
-
-def delay(path: Path, cycles: ArrayLike, hops: ArrayLike = 0.0, stages: ArrayLike = 0.0) -> Path:
-    """``path`` extended by an edge of ``cycles`` that crosses ``hops`` hops and ``stages`` stages."""
-    return path[0] + cycles, path[1] + hops, path[2] + stages
-
-
-def latest(*paths: Path) -> Path:
-    """The elementwise latest of ``paths`` (a max-plus sum). Among the paths within 1e-9 of
-    it, the counts of the one with the most hops (then stages): the time's derivative with
-    respect to ``alpha`` from above, as a perturbation of the executor measures it."""
-    times = np.broadcast_arrays(*(path[0] for path in paths))
-    best = np.maximum.reduce(times)
-    tied = [t >= best - 1e-9 * np.maximum(1.0, np.abs(best)) for t in times]
-    hops = [np.broadcast_to(path[1], best.shape) for path in paths]
-    stages = [np.broadcast_to(path[2], best.shape) for path in paths]
-    most = np.max([np.where(t, h, -1.0) for t, h in zip(tied, hops)], axis=0)
-    return best, most, np.max([np.where(t & (h == most), s, -1.0) for t, h, s in zip(tied, hops, stages)], axis=0)
-
-
-def never(shape: tuple[int, ...]) -> Path:
-    """The path of an event that constrains nothing (time -inf)."""
-    return np.full(shape, -np.inf), np.zeros(shape), np.zeros(shape)
-
-
-def gather(path: Path, index: np.ndarray, axis: int) -> Path:
-    """``path`` taken at ``index`` along ``axis`` (the source of every position)."""
-    return tuple(np.take(part, index, axis=axis) for part in path)  # type: ignore[return-value]
-
-
-def summarise(last: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per tile shape (the first axis of ``last``, the cores' last events): the latest and
-    the mean core end, and the hops and stages on the latest core's critical path."""
-    time, hops, stages = (part.reshape(part.shape[0], -1) for part in last)
-    worst = np.argmax(time, axis=1)
-    pick = np.arange(time.shape[0])
-    return time.max(axis=1), time.mean(axis=1), hops[pick, worst], stages[pick, worst]
-
-
-def per_mesh_size(
-    timing: Callable[[HardwareSpec, int, np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, ...]],
-    spec: HardwareSpec, p: np.ndarray, mt: np.ndarray, kt: np.ndarray, nt: np.ndarray,
-) -> tuple[np.ndarray, ...]:
-    """Evaluate a per-step recurrence ``timing(spec, p, mt, kt, nt)`` (a Python int ``p``,
-    1-D tile arrays in, 1-D arrays out) over broadcast parameter arrays: once per distinct
-    mesh size, on its distinct tile shapes, in chunks of bounded size."""
-    shape = np.broadcast_shapes(p.shape, mt.shape, kt.shape, nt.shape)
-    p, mt, kt, nt = (np.broadcast_to(x, shape).ravel() for x in (p, mt, kt, nt))
-    outputs: list[np.ndarray] = []
-    for size in np.unique(p).tolist():
-        sel = np.flatnonzero(p == size)
-        tiles, inverse = np.unique(np.stack([mt[sel], kt[sel], nt[sel]], axis=1), axis=0, return_inverse=True)
-        chunk = max(1, (1 << 18) // (size * size))
-        parts = [timing(spec, size, *tiles[i:i + chunk].T) for i in range(0, len(tiles), chunk)]
-        for number, values in enumerate(zip(*parts, strict=True)):
-            if number == len(outputs):
-                outputs.append(np.zeros(p.size))
-            outputs[number][sel] = np.concatenate(values)[inverse.ravel()]
-    return tuple(out.reshape(shape) for out in outputs)
-
 
 def _cannon_timing(
     spec: HardwareSpec, p: int, mt: np.ndarray, kt: np.ndarray, nt: np.ndarray
@@ -265,7 +201,7 @@ class Cannon(Kernel):
         - a core ends at ``max(E_{P-1}, tails of its last sends)``.
 
         Every max is one numpy operation over ``(tiles, P, P)`` arrays, ``2P`` steps in all
-        (:func:`per_mesh_size`, O(P^3) per mesh size); exact (equal to the executor to
+        (:func:`~plummer.kernels._maxplus.per_mesh`, O(P^3) per mesh size); exact (equal to the executor to
         rounding on every sweep configuration, both presets). ``cycles = launch + max`` and
         ``mean_core_cycles = launch + mean`` over the cores; ``hops`` and
         ``routing_stages`` (two per skew step) are those of the latest core's critical
@@ -289,7 +225,7 @@ class Cannon(Kernel):
             shape = exact.shape
             end, mean, hops, stages = (np.array(np.broadcast_to(x, shape)) for x in (end, mean, hops, stages))
             pick = [np.broadcast_to(x, shape)[slow] for x in (v["p"], mt, kt, nt)]
-            for out, part in zip((end, mean, hops, stages), per_mesh_size(_cannon_timing, spec, *pick), strict=True):
+            for out, part in zip((end, mean, hops, stages), per_mesh(_cannon_timing, spec, tuple(pick[:1]), tuple(pick[1:])), strict=True):
                 out[slow] = part
         return Cost.make(
             spec,

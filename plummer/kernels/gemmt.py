@@ -44,7 +44,7 @@ from plummer.kernels._gemm import (
     scalar_params,
 )
 from plummer.kernels._ring import edge_color, interleave_ring, ring_edge
-from plummer.kernels.cannon import Path, delay, gather, latest, never, per_mesh_size, summarise
+from plummer.kernels._maxplus import Path, delay, gather, latest, never, per_mesh, summarise
 from plummer.mesh import Mesh, compute_cycles, serialization_cycles
 
 #: Color bases: the row reductions (4 colors) and the B ring along the columns (6 colors).
@@ -205,7 +205,7 @@ class GEMMT(Kernel):
           by product and send s - 1).
 
         Every max is one numpy operation over ``(tiles, P, P)`` arrays (the chains: P per
-        step), :func:`~plummer.kernels.cannon.per_mesh_size`; exact (equal to the executor
+        step), :func:`~plummer.kernels._maxplus.per_mesh`; exact (equal to the executor
         to rounding on every sweep configuration, both presets, link waits included).
         ``cycles = launch + max`` and ``mean_core_cycles = launch + mean`` over the cores'
         last events; ``hops`` and ``routing_stages`` are those of the latest core's critical
@@ -223,7 +223,7 @@ class GEMMT(Kernel):
         slow = ~exact
         if np.any(slow):
             pick = [np.broadcast_to(x, shape)[slow] for x in (v["p"], mt, kt, nt)]
-            for out, part in zip(outs, per_mesh_size(_gemmt_timing, spec, *pick), strict=True):
+            for out, part in zip(outs, per_mesh(_gemmt_timing, spec, tuple(pick[:1]), tuple(pick[1:])), strict=True):
                 out[slow] = part
         end, mean, hops, stages = outs
         return Cost.make(

@@ -53,6 +53,7 @@ from numpy.typing import ArrayLike
 
 from plummer.hardware import HardwareSpec
 from plummer.kernels._base import Cost, Kernel, KernelRun
+from plummer.kernels._maxplus import per_mesh
 from plummer.kernels._gemm import (
     GEMM_PARAMETERS,
     gemm_params,
@@ -377,25 +378,6 @@ def _relay_finish(spec: HardwareSpec, p: int, q: int, mt: np.ndarray, kt: np.nda
     return flat.max(axis=1), flat.mean(axis=1), hops
 
 
-def _relay_cost(spec: HardwareSpec, p: np.ndarray, q: np.ndarray, mt: np.ndarray,
-                kt: np.ndarray, nt: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`_relay_finish` over broadcast arrays: one recurrence per distinct mesh shape,
-    on its distinct tile shapes, in chunks of bounded size."""
-    shape = np.broadcast_shapes(p.shape, q.shape, mt.shape, kt.shape, nt.shape)
-    p, q, mt, kt, nt = (np.broadcast_to(x, shape).ravel() for x in (p, q, mt, kt, nt))
-    latest, mean, hops = (np.zeros(p.size) for _ in range(3))
-    for pq in set(zip(p.tolist(), q.tolist(), strict=True)):
-        sel = np.flatnonzero((p == pq[0]) & (q == pq[1]))
-        tiles, inverse = np.unique(np.stack([mt[sel], kt[sel], nt[sel]], axis=1), axis=0,
-                                   return_inverse=True)
-        chunk = max(1, (1 << 20) // (pq[0] * pq[1]))
-        parts = [_relay_finish(spec, *pq, *tiles[i:i + chunk].T)
-                 for i in range(0, len(tiles), chunk)]
-        for out, part in zip((latest, mean, hops), zip(*parts, strict=True), strict=True):
-            out[sel] = np.concatenate(part)[inverse.ravel()]
-    return latest.reshape(shape), mean.reshape(shape), hops.reshape(shape)
-
-
 def summa_relay_compute_bound(
     spec: HardwareSpec, p: ArrayLike, q: ArrayLike, mt: ArrayLike, kt: ArrayLike, nt: ArrayLike
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -528,7 +510,7 @@ class SUMMARelay(Kernel):
         place of the A stage on the owner column). Product ``s`` then starts at ``b + s_B``
         (on the owner row: at the end of its A stage, or ``e``). Each step is a few prefix
         maxima over ``(configurations, q, p)`` arrays, exact (rules 4-7, no link is shared on
-        these one-hop legs), once per distinct mesh shape and tile shape (:func:`_relay_cost`;
+        these one-hop legs), once per distinct mesh shape and tile shape (:func:`~plummer.kernels._maxplus.per_mesh` over :func:`_relay_finish`;
         O(S p q) work per shape, 73 s at 660 x 660).
 
         Its solution. Write a core's product start as its own PE work plus idle, ``t = s c +
@@ -566,7 +548,7 @@ class SUMMARelay(Kernel):
             latest, mean, hops = (
                 np.array(np.broadcast_to(x, exact.shape)) for x in (latest, mean, hops))
             pick = [np.broadcast_to(x, exact.shape)[slow] for x in (p, q, mt, kt, nt)]
-            for out, part in zip((latest, mean, hops), _relay_cost(spec, *pick), strict=True):
+            for out, part in zip((latest, mean, hops), per_mesh(_relay_finish, spec, tuple(pick[:2]), tuple(pick[2:]), budget=1 << 20), strict=True):
                 out[slow] = part
         return Cost.make(
             spec,
