@@ -134,20 +134,19 @@ class Mesh:
         self._peak = [0] * cores
         # routes: per core, color -> (input port, output ports)
         self._routes: list[dict[int, tuple[str, frozenset[str]]]] = [{} for _ in range(cores)]
-        # buffer dependencies: (core, name) -> [last writer node or -1, readers since then]
-        self._buffers: dict[tuple[int, str], list] = {}
+        # buffer dependencies per core: name -> [last writer node or -1, readers since then]
+        self._buffers: list[dict[str, list]] = [{} for _ in range(cores)]
         # the timing graph: parallel lists indexed by node id, sparse extras in dicts
         # the timing graph in flat lists (no mutable container per node: a program has
         # millions of nodes, and per-node lists would keep Python's cycle collector busy):
-        # per node (kind, core, cycles: a compute's duration or a message's T); one entry
-        # per dependency edge in _edge_from/_edge_to
-        self._info: list[tuple[int, int, float]] = []
+        # per node (kind, core, cycles: a compute's duration or a message's T, a transmit's
+        # links and whether it is injected from memory); one entry per dependency edge in
+        # _edge_from/_edge_to
+        self._info: list[tuple[int, int, float, tuple[int, ...] | None, bool]] = []
         self._edge_from: list[int] = []
         self._edge_to: list[int] = []
-        self._links: dict[int, tuple[int, ...]] = {}  # link ids of a transmit
         self._deliver: dict[int, int] = {}  # (transmit << 12) + hop -> its delivery node
         self._final: set[int] = set()  # stages that complete at their tail (add into memory)
-        self._injected: set[int] = set()  # sends: complete when their tail leaves the source
         self._label: dict[int, str] = {}  # labels of the trace (kept only when tracing)
         self._executed = False
         self._configured: dict[tuple, tuple[int, ...]] = {}  # route already checked -> links
@@ -210,7 +209,7 @@ class Mesh:
         if array is None:
             raise SpecError(f"core {core} holds no tile '{name}' to free")
         self._used[idx] -= array.size * self.spec.dtype_bytes
-        self._buffers.pop((idx, name), None)
+        self._buffers[idx].pop(name, None)
 
     def data(self, core: Core, name: str) -> np.ndarray:
         """The current contents of tile ``name`` of ``core``."""
@@ -244,14 +243,19 @@ class Mesh:
         routes[color] = (port_in, ports_out)
 
     # ------------------------------------------------------------- graph nodes
-    def _node(self, kind: int, idx: int, cycles: float, deps: list[int], label: str) -> int:
+    def _node(
+        self, kind: int, idx: int, cycles: float, deps: list[int], label: str,
+        links: tuple[int, ...] | None = None, injected: bool = False,
+    ) -> int:
         """A node of the timing graph that waits for the nodes ``deps`` (a delivery also
-        waits for its message's hop, counted when the graph runs)."""
+        waits for its message's hop, counted when the graph runs). A transmit carries its
+        ``links`` and whether it is ``injected`` from memory (a send: done when its tail
+        leaves the source) rather than a leg into a PE stage (done when its head arrives)."""
         if self._executed:
             raise RuntimeError("this mesh has already run; build a new Mesh for a new program")
         info = self._info
         node = len(info)
-        info.append((kind, idx, cycles))
+        info.append((kind, idx, cycles, links, injected))
         if deps:
             self._edge_from += deps
             self._edge_to += [node] * len(deps)
@@ -260,7 +264,7 @@ class Mesh:
         return node
 
     def _read_deps(self, idx: int, name: str) -> list[int]:
-        state = self._buffers.get((idx, name))
+        state = self._buffers[idx].get(name)
         if state is not None and state[0] >= 0:
             return [state[0]]
         if name not in self._tiles[idx]:
@@ -270,20 +274,20 @@ class Mesh:
         return []
 
     def _write_deps(self, idx: int, name: str) -> list[int]:
-        state = self._buffers.get((idx, name))
+        state = self._buffers[idx].get(name)
         if state is None:
             return []
         return state[1] + [state[0]] if state[0] >= 0 else list(state[1])
 
     def _did_read(self, idx: int, name: str, node: int) -> None:
-        state = self._buffers.get((idx, name))
+        state = self._buffers[idx].get(name)
         if state is None:
-            self._buffers[(idx, name)] = [-1, [node]]
+            self._buffers[idx][name] = [-1, [node]]
         else:
             state[1].append(node)
 
     def _did_write(self, idx: int, name: str, node: int) -> None:
-        self._buffers[(idx, name)] = [node, []]
+        self._buffers[idx][name] = [node, []]
 
     def _transmit(
         self, src: Core, src_idx: int, path: str, color: int, n: int,
@@ -296,12 +300,13 @@ class Mesh:
         receives a copy into memory; ``to_pe`` hands the message to the last core's PE.
         A route seen before is not configured and checked again.
         """
-        node = self._node(_TRANSMIT, src_idx, self._serialization(n), deps, label)
         key = (src_idx, path, color, delivered, to_pe)
         route = self._configured.get(key)
         if route is None:
             route = self._configured[key] = self._route(src, path, color, delivered, to_pe)
-        self._links[node] = route[0]
+        node = self._node(
+            _TRANSMIT, src_idx, self._serialization(n), deps, label, route[0], not to_pe
+        )
         return node, route[1]
 
     def _route(
@@ -413,7 +418,6 @@ class Mesh:
         node, cores = self._transmit(
             src, src_idx, path, color, array.size, deps, hops, False, f"send {buffer}"
         )
-        self._injected.add(node)
         self._did_read(src_idx, buffer, node)
         for hop in hops:
             idx = cores[hop]
@@ -562,7 +566,7 @@ class Mesh:
             np.asarray(self._edge_from, dtype=np.int64)[order], np.arange(count + 1)
         ).tolist()
         cores = self.width * self.height
-        links_of, deliver_of, final, injected = self._links, self._deliver, self._final, self._injected
+        deliver_of, final = self._deliver, self._final
         tracing = self._trace_enabled
         ready = [0.0] * count
         pe_free = [0.0] * cores
@@ -581,9 +585,8 @@ class Mesh:
 
         while heap:
             t, _, node, hop = pop(heap)
-            kind, idx, length = info[node]
+            kind, idx, length, links, injected = info[node]
             if kind == _TRANSMIT:
-                links = links_of[node]
                 link = links[hop]
                 free = link_free[link]
                 if free > t:
@@ -595,7 +598,7 @@ class Mesh:
                 if hop == 0:
                     if t + length > last[idx]:
                         last[idx] = t + length
-                    if node in injected:  # a send: its buffer is free once the tail leaves
+                    if injected:  # a send: its buffer is free once the tail leaves
                         resolved.append((node, t + length))
                 if tracing:
                     trace.append(TraceEvent("hop", link // 4, t, t + length, link % 4))
@@ -613,7 +616,7 @@ class Mesh:
                 if hop + 1 < len(links):
                     seq += 1
                     push(heap, (head, seq, node, hop + 1))
-                elif node not in injected:  # a leg into a PE stage: done when its head arrives
+                elif not injected:  # a leg into a PE stage: done when its head arrives
                     resolved.append((node, head))
             elif kind == _JOIN:  # only a join with no dependency at all is queued
                 resolved.append((node, t))
