@@ -93,3 +93,21 @@ def test_cli_calibrate_json(run_cli, tmp_path):
         "mape_fit", "max_err_fit", "mape_holdout", "max_err_holdout", "n_fit", "n_holdout"
     }
     assert load_hardware(out_file).alpha == pytest.approx(payload["parameters"]["alpha"]["value"])
+
+
+def test_csv_with_the_same_columns_reads_like_json(tmp_path):
+    records = json.loads((DATA / "meshgemv.json").read_text())["results"][:20]
+    path = tmp_path / "gemv.csv"
+    columns = ["P", "M", "N", "group_num", "mean_cycle_count"]
+    path.write_text("\n".join([",".join(columns)] + [",".join(str(r[c]) for c in columns) for r in records]))
+    from_csv = load_measurements([path])
+    from_json = load_measurements([_write(tmp_path, records)])
+    assert (from_csv["kernel"] == "meshgemv").all()
+    assert from_csv[["P", "M", "N", "group_num", "cycles"]].equals(from_json[["P", "M", "N", "group_num", "cycles"]])
+
+
+def test_kernel_option_forces_the_kernel_and_checks_the_fields(tmp_path):
+    path = _write(tmp_path, [{"P": 16, "M": 16, "N": 16, "group_num": 2, "mean_cycle_count": 240.0}])
+    assert load_measurements([path], kernel="meshgemv")["kernel"].tolist() == ["meshgemv"]
+    with pytest.raises(DataError, match="do not fit kernel 'shift'"):
+        load_measurements([path], kernel="shift")
