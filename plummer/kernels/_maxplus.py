@@ -83,3 +83,26 @@ def per_mesh(
                 outputs.append(np.zeros(keys.shape[0]))
             outputs[number][sel] = np.concatenate(values)[inverse.ravel()]
     return tuple(out.reshape(shape) for out in outputs)
+
+
+def formula_or_recurrence(
+    exact: np.ndarray,
+    values: tuple[ArrayLike, ...],
+    timing: Callable[..., tuple[np.ndarray, ...]],
+    spec: HardwareSpec,
+    mesh: tuple[ArrayLike, ...],
+    tiles: tuple[ArrayLike, ...],
+    budget: int = 1 << 18,
+) -> tuple[np.ndarray, ...]:
+    """An O(1) formula's ``values`` where its condition held (``exact``), the recurrence
+    ``timing`` (through :func:`per_mesh`) on the other configurations only."""
+    exact = np.asarray(exact)
+    slow = ~exact
+    if not slow.any():
+        return tuple(values)
+    outs = tuple(np.array(np.broadcast_to(x, exact.shape), dtype=float) for x in values)
+    pick = lambda arrays: tuple(np.broadcast_to(x, exact.shape)[slow] for x in arrays)  # noqa: E731
+    parts = per_mesh(timing, spec, pick(mesh), pick(tiles), budget)
+    for out, part in zip(outs, parts, strict=True):
+        out[slow] = part
+    return outs

@@ -37,7 +37,15 @@ from numpy.typing import ArrayLike
 
 from plummer.hardware import HardwareSpec
 from plummer.kernels._base import Cost, Kernel, KernelRun
-from plummer.kernels._maxplus import Path, delay, gather, latest, never, per_mesh, summarise
+from plummer.kernels._maxplus import (
+    Path,
+    delay,
+    formula_or_recurrence,
+    gather,
+    latest,
+    never,
+    summarise,
+)
 from plummer.kernels._gemm import (
     GEMM_PARAMETERS,
     blocks,
@@ -219,14 +227,10 @@ class Cannon(Kernel):
         mt, kt, nt = v["m"] // v["p"], v["k"] // v["p"], v["n"] // v["p"]
         mk, kn = mt * kt, kt * nt
         c = spec.step_overhead_cycles + compute_cycles(spec, mk * nt, kt, kn)
-        exact, end, mean, hops, stages = cannon_compute_bound(spec, p, mt, kt, nt)
-        slow = ~exact
-        if np.any(slow):
-            shape = exact.shape
-            end, mean, hops, stages = (np.array(np.broadcast_to(x, shape)) for x in (end, mean, hops, stages))
-            pick = [np.broadcast_to(x, shape)[slow] for x in (v["p"], mt, kt, nt)]
-            for out, part in zip((end, mean, hops, stages), per_mesh(_cannon_timing, spec, tuple(pick[:1]), tuple(pick[1:])), strict=True):
-                out[slow] = part
+        exact, *values = cannon_compute_bound(spec, p, mt, kt, nt)
+        end, mean, hops, stages = formula_or_recurrence(
+            exact, tuple(values), _cannon_timing, spec, (v["p"],), (mt, kt, nt)
+        )
         return Cost.make(
             spec,
             cycles=spec.launch_overhead_cycles + end,

@@ -44,7 +44,15 @@ from plummer.kernels._gemm import (
     scalar_params,
 )
 from plummer.kernels._ring import edge_color, interleave_ring, ring_edge
-from plummer.kernels._maxplus import Path, delay, gather, latest, never, per_mesh, summarise
+from plummer.kernels._maxplus import (
+    Path,
+    delay,
+    formula_or_recurrence,
+    gather,
+    latest,
+    never,
+    summarise,
+)
 from plummer.mesh import Mesh, compute_cycles, serialization_cycles
 
 #: Color bases: the row reductions (4 colors) and the B ring along the columns (6 colors).
@@ -217,15 +225,10 @@ class GEMMT(Kernel):
         mt, kt, nt = v["m"] // v["p"], v["k"] // v["p"], v["n"] // v["p"]
         mn, kn = mt * nt, kt * nt
         c = spec.step_overhead_cycles + compute_cycles(spec, mt * kn, kt, kn)
-        exact, end, mean, hops, stages = gemmt_compute_bound(spec, p, mt, kt, nt)
-        shape = exact.shape
-        outs = [np.array(np.broadcast_to(x, shape), dtype=float) for x in (end, mean, hops, stages)]
-        slow = ~exact
-        if np.any(slow):
-            pick = [np.broadcast_to(x, shape)[slow] for x in (v["p"], mt, kt, nt)]
-            for out, part in zip(outs, per_mesh(_gemmt_timing, spec, tuple(pick[:1]), tuple(pick[1:])), strict=True):
-                out[slow] = part
-        end, mean, hops, stages = outs
+        exact, *values = gemmt_compute_bound(spec, p, mt, kt, nt)
+        end, mean, hops, stages = formula_or_recurrence(
+            exact, tuple(values), _gemmt_timing, spec, (v["p"],), (mt, kt, nt)
+        )
         return Cost.make(
             spec,
             cycles=spec.launch_overhead_cycles + end,

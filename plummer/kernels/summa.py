@@ -53,7 +53,7 @@ from numpy.typing import ArrayLike
 
 from plummer.hardware import HardwareSpec
 from plummer.kernels._base import Cost, Kernel, KernelRun
-from plummer.kernels._maxplus import per_mesh
+from plummer.kernels._maxplus import formula_or_recurrence
 from plummer.kernels._gemm import (
     GEMM_PARAMETERS,
     gemm_params,
@@ -542,14 +542,10 @@ class SUMMARelay(Kernel):
         v = gemm_params(self.name, spec, params, square=False)
         p, q, panels, mt, kt, nt = _tiles(v)
         c = _step_compute(spec, mt, kt, nt)
-        exact, latest, mean, hops = summa_relay_compute_bound(spec, p, q, mt, kt, nt)
-        slow = ~exact
-        if np.any(slow):
-            latest, mean, hops = (
-                np.array(np.broadcast_to(x, exact.shape)) for x in (latest, mean, hops))
-            pick = [np.broadcast_to(x, exact.shape)[slow] for x in (p, q, mt, kt, nt)]
-            for out, part in zip((latest, mean, hops), per_mesh(_relay_finish, spec, tuple(pick[:2]), tuple(pick[2:]), budget=1 << 20), strict=True):
-                out[slow] = part
+        exact, *values = summa_relay_compute_bound(spec, p, q, mt, kt, nt)
+        latest, mean, hops = formula_or_recurrence(
+            exact, tuple(values), _relay_finish, spec, (p, q), (mt, kt, nt), budget=1 << 20
+        )
         return Cost.make(
             spec,
             cycles=spec.launch_overhead_cycles + latest,
