@@ -37,6 +37,9 @@ from plummer.kernels._gemm import (
 from plummer.kernels._ring import edge_color, interleave_ring, ring_colors, ring_edge
 from plummer.mesh import Mesh, compute_cycles, serialization_cycles
 
+#: The double buffers of A and B (names made once: a tile name is a dict key on every use).
+_A, _B = ("A0", "A1"), ("B0", "B1")
+
 #: Color bases: A forward along rows, A backward along rows (alignment), B forward along columns.
 _A_FORWARD, _A_BACKWARD, _B_FORWARD = 0, 6, 12
 
@@ -158,9 +161,9 @@ class MeshGEMM(Kernel):
                 for j in range(p):
                     src, dst = ring_edge(p, j, forward)
                     mesh.send(
-                        (src, ring[i]), f"A{a_cur[i]}", _path(src, dst, "E", "W"),
+                        (src, ring[i]), _A[a_cur[i]], _path(src, dst, "E", "W"),
                         edge_color(p, j, forward, _A_FORWARD if forward else _A_BACKWARD),
-                        f"A{1 - a_cur[i]}", overhead=mo, receive_overhead=mo,
+                        _A[1 - a_cur[i]], overhead=mo, receive_overhead=mo,
                     )
                 a_cur[i] = 1 - a_cur[i]
 
@@ -171,7 +174,7 @@ class MeshGEMM(Kernel):
             for i in range(p):
                 for j in range(p):
                     mesh.compute(
-                        core(i, j), [f"A{a_cur[i]}", f"B{b_cur}", "C"], "C", tile_product,
+                        core(i, j), [_A[a_cur[i]], _B[b_cur], "C"], "C", tile_product,
                         fmas=mt * kt * nt, loops=kt, vector_ops=kt * nt, overhead=step_overhead,
                     )
             if step == p - 1:
@@ -180,13 +183,13 @@ class MeshGEMM(Kernel):
                 for j in range(p):
                     src, dst = ring_edge(p, j)
                     mesh.send(
-                        (src, ring[i]), f"A{a_cur[i]}", _path(src, dst, "E", "W"),
-                        edge_color(p, j, True, _A_FORWARD), f"A{1 - a_cur[i]}",
+                        (src, ring[i]), _A[a_cur[i]], _path(src, dst, "E", "W"),
+                        edge_color(p, j, True, _A_FORWARD), _A[1 - a_cur[i]],
                     )
                     src, dst = ring_edge(p, i)
                     mesh.send(
-                        (ring[j], src), f"B{b_cur}", _path(src, dst, "S", "N"),
-                        edge_color(p, i, True, _B_FORWARD), f"B{1 - b_cur}",
+                        (ring[j], src), _B[b_cur], _path(src, dst, "S", "N"),
+                        edge_color(p, i, True, _B_FORWARD), _B[1 - b_cur],
                     )
             a_cur = [1 - x for x in a_cur]
             b_cur = 1 - b_cur

@@ -147,7 +147,7 @@ class Mesh:
         self._edge_to: list[int] = []
         self._deliver: dict[int, int] = {}  # (transmit << 12) + hop -> its delivery node
         self._final: set[int] = set()  # stages that complete at their tail (add into memory)
-        self._label: dict[int, str] = {}  # labels of the trace (kept only when tracing)
+        self._label: dict[int, tuple[str, str]] = {}  # (what, tile) of each node, when tracing
         self._executed = False
         self._configured: dict[tuple, tuple[int, ...]] = {}  # route already checked -> links
         # the rules of _rules.py, cached per argument: a program repeats a few sizes
@@ -244,7 +244,7 @@ class Mesh:
 
     # ------------------------------------------------------------- graph nodes
     def _node(
-        self, kind: int, idx: int, cycles: float, deps: list[int], label: str,
+        self, kind: int, idx: int, cycles: float, deps: list[int], label: tuple[str, str],
         links: tuple[int, ...] | None = None, injected: bool = False,
     ) -> int:
         """A node of the timing graph that waits for the nodes ``deps`` (a delivery also
@@ -291,7 +291,7 @@ class Mesh:
 
     def _transmit(
         self, src: Core, src_idx: int, path: str, color: int, n: int,
-        deps: list[int], delivered: tuple[int, ...], to_pe: bool, label: str,
+        deps: list[int], delivered: tuple[int, ...], to_pe: bool, label: tuple[str, str],
     ) -> tuple[int, tuple[int, ...]]:
         """Record a pass-through message; returns its node (done = head at the last core)
         and the linear indices of the cores on its path (``src`` first).
@@ -332,7 +332,9 @@ class Mesh:
     def _core_at(self, idx: int) -> Core:
         return idx % self.width, idx // self.width
 
-    def _delivery(self, transmit: int, hop: int, idx: int, buffer: str, label: str) -> int:
+    def _delivery(
+        self, transmit: int, hop: int, idx: int, buffer: str, label: tuple[str, str]
+    ) -> int:
         """A node for the copy that hop ``hop`` of ``transmit`` leaves in ``buffer`` at ``idx``."""
         node = self._node(_JOIN, idx, 0.0, self._write_deps(idx, buffer), label)
         self._deliver[(transmit << 12) + hop] = node
@@ -358,7 +360,7 @@ class Mesh:
         """
         idx = self.index(core)
         cycles = overhead + self._compute_cycles(fmas, loops, vector_ops)
-        node = self._pe_node(idx, inputs, output, cycles, f"compute {output}")
+        node = self._pe_node(idx, inputs, output, cycles, ("compute", output))
         result = fn(*(self._tiles[idx][name] for name in inputs))
         self._store(idx, output, np.asarray(result, dtype=np.float32))
         self._did_write(idx, output, node)
@@ -372,10 +374,12 @@ class Mesh:
         """
         idx = self.index(core)
         self._read_deps(idx, marks)  # a clear error if the core lacks the tile
-        node = self._pe_node(idx, inputs, marks, cycles, f"work {marks}")
+        node = self._pe_node(idx, inputs, marks, cycles, ("work", marks))
         self._did_write(idx, marks, node)
 
-    def _pe_node(self, idx: int, inputs: Sequence[str], output: str, cycles: float, label: str) -> int:
+    def _pe_node(
+        self, idx: int, inputs: Sequence[str], output: str, cycles: float, label: tuple[str, str]
+    ) -> int:
         """A PE node reading ``inputs`` and about to write ``output`` (rules 6 and 7)."""
         deps: list[int] = []
         for name in inputs:
@@ -411,21 +415,21 @@ class Mesh:
         deps = self._read_deps(src_idx, buffer)
         array = self._tiles[src_idx][buffer]
         if overhead:
-            start = self._node(_COMPUTE, src_idx, overhead, deps, f"activate send {buffer}")
+            start = self._node(_COMPUTE, src_idx, overhead, deps, ("activate send", buffer))
             self._did_read(src_idx, buffer, start)
             deps = [start]
         hops = tuple(range(1, len(path) + 1)) if multicast else (len(path),)
         node, cores = self._transmit(
-            src, src_idx, path, color, array.size, deps, hops, False, f"send {buffer}"
+            src, src_idx, path, color, array.size, deps, hops, False, ("send", buffer)
         )
         self._did_read(src_idx, buffer, node)
         for hop in hops:
             idx = cores[hop]
-            delivery = self._delivery(node, hop, idx, dst_buffer, f"recv {dst_buffer}")
+            delivery = self._delivery(node, hop, idx, dst_buffer, ("recv", dst_buffer))
             self._store(idx, dst_buffer, array)
             if receive_overhead:
                 task = self._node(
-                    _COMPUTE, idx, receive_overhead, [delivery], f"complete recv {dst_buffer}"
+                    _COMPUTE, idx, receive_overhead, [delivery], ("complete recv", dst_buffer)
                 )
                 self._did_write(idx, dst_buffer, task)
 
@@ -446,19 +450,19 @@ class Mesh:
             hops = tuple(range(1, len(segment.path))) if segment.deliver_all else ()
             node, cores = self._transmit(
                 here, self.index(here), segment.path, segment.color, value.size, deps, hops,
-                True, f"relay {buffer} leg {number}",
+                True, ("relay leg", buffer),
             )
             if reader is not None:
                 self._did_read(*reader, node)
                 reader = None
             for hop in hops:
-                self._delivery(node, hop, cores[hop], dst_buffer, f"recv {dst_buffer}")
+                self._delivery(node, hop, cores[hop], dst_buffer, ("recv", dst_buffer))
                 self._store(cores[hop], dst_buffer, value)
             idx = cores[-1]
             here = self._core_at(idx)
             stage = self._node(
                 _STAGE, idx, t_cycles, [node] + self._write_deps(idx, dst_buffer),
-                f"relay {buffer}",
+                ("relay", buffer),
             )
             if number == len(segments) - 1:
                 self._final.add(stage)
@@ -509,7 +513,7 @@ class Mesh:
                 leg, _ = self._transmit(
                     self._core_at(child_idx), child_idx, path, color, n,
                     [head] if head is not None else self._read_deps(child_idx, local),
-                    (), True, f"reduce {local}",
+                    (), True, ("reduce", local),
                 )
                 if head is None:
                     self._did_read(child_idx, local, leg)
@@ -520,7 +524,7 @@ class Mesh:
             final = idx == root_idx and not broadcast
             if idx == root_idx:
                 deps += self._write_deps(idx, dst_buffer)
-            stage = self._node(_STAGE, idx, t_cycles, deps, f"reduce {local} at {self._core_at(idx)}")
+            stage = self._node(_STAGE, idx, t_cycles, deps, ("reduce", local))
             if final:
                 self._final.add(stage)
             self._did_read(idx, local, stage)
@@ -531,7 +535,7 @@ class Mesh:
             head = self._node(
                 _JOIN, root_idx, 0.0,
                 self._read_deps(root_idx, local) + self._write_deps(root_idx, dst_buffer),
-                f"reduce {local}",
+                ("reduce", local),
             )
         self._store(root_idx, dst_buffer, total)
         self._did_write(root_idx, dst_buffer, head)
@@ -539,10 +543,10 @@ class Mesh:
             hops = tuple(range(1, len(segment.path) + 1))
             node, cores = self._transmit(
                 root, root_idx, segment.path, segment.color, n, [head], hops, False,
-                f"broadcast {dst_buffer}",
+                ("broadcast", dst_buffer),
             )
             for hop in hops:
-                self._delivery(node, hop, cores[hop], dst_buffer, f"recv {dst_buffer}")
+                self._delivery(node, hop, cores[hop], dst_buffer, ("recv", dst_buffer))
                 self._store(cores[hop], dst_buffer, total)
 
     # --------------------------------------------------------------- timing
@@ -629,7 +633,7 @@ class Mesh:
                 if end > last[idx]:
                     last[idx] = end
                 if tracing:
-                    trace.append(TraceEvent(self._label[node], idx, start, end))
+                    trace.append(TraceEvent(" ".join(self._label[node]), idx, start, end))
                 resolved.append((node, end if kind == _COMPUTE or node in final else start + beta))
             # completed nodes release their children; joins complete as soon as they are free
             while resolved:
