@@ -270,3 +270,68 @@ def test_summa_relay_closed_form_covers_wse3_llm_layouts():
     assert elapsed < 10.0
     assert cost.cycles.shape == (n,) and np.all(cost.cycles > cost.compute_cycles)
     assert np.all(cost.hops == 4 * p - 9)
+
+
+def test_meshgemm_tiles_are_exact_for_every_p():
+    """Mt = m / p etc. are whole numbers (m * (1 / p) is not, from P = 75 on: it rounded
+    some serializations up by a cycle): memory per core is then the exact number of bytes."""
+    rng = np.random.default_rng(3)
+    p = rng.integers(2, 700, 20_000)
+    mt, kt, nt = (rng.integers(1, 32, p.size) for _ in range(3))
+    cost = MeshGEMM().cost(PRESET, p=p, q=p, m=p * mt, k=p * kt, n=p * nt)
+    db = PRESET.dtype_bytes
+    assert cost.memory_per_core_bytes.tolist() == (db * (2 * mt * kt + 2 * kt * nt + mt * nt)).tolist()
+
+
+def test_meshgemm_blocks_equal_one_evaluation():
+    """Over more than BLOCK_SIZE configurations the closed form runs blockwise: the same
+    numbers, shapes and errors as one evaluation of the formula."""
+    from plummer.kernels._base import BLOCK_SIZE
+
+    kernel = MeshGEMM()
+    formula = MeshGEMM.cost.__wrapped__
+    rng = np.random.default_rng(4)
+    p = rng.integers(2, 300, 2 * BLOCK_SIZE + 7)
+    config = {"p": p, "q": p, "m": p * rng.integers(1, 9, p.size), "k": 3 * p, "n": p.reshape(-1, 1)[:, [0, 0]].T}
+    config["p"], config["q"], config["m"], config["k"] = (config[x].reshape(1, -1) for x in "pqmk")
+    blocked, whole = kernel.cost(PRESET, **config), formula(kernel, PRESET, **config)
+    assert blocked.cycles.shape == whole.cycles.shape == (2, p.size)
+    for key in ("cycles", "compute_cycles", "comm_cycles", "hops", "routing_stages",
+                "memory_per_core_bytes", "routes_per_core", "mean_core_cycles"):
+        assert np.array_equal(getattr(blocked, key), getattr(whole, key)), key
+    # two faults in different blocks: the first rule's fault is named, as without blocks
+    bad = {name: np.array(value).reshape(-1) for name, value in config.items() if name != "n"}
+    bad["n"] = bad["p"] * 2
+    bad["n"][5] += 1  # first block, rule 'n'
+    bad["p"] = bad["p"].copy()
+    bad["p"][-1] = 1  # last block, rule 'p' (checked first)
+    with pytest.raises(SpecError, match=r"'p' = 1 must be >= 2"):
+        kernel.cost(PRESET, **bad)
+
+
+@pytest.mark.parametrize("square", [True, False])
+def test_gemm_bulk_checks_agree_with_the_rules(square):
+    """gemm_params checks everything at once and only on failure rule by rule; both agree."""
+    from plummer.kernels._gemm import gemm_params
+
+    rng = np.random.default_rng(5 + square)
+    for trial in range(300):
+        size = int(rng.integers(1, 4))
+        p = rng.integers(1, 6, size)
+        q = p if square and trial % 3 else rng.integers(1, 6, size)
+        params = {"p": p, "q": q, **{x: rng.integers(1, 5, size) * [1, p, q][rng.integers(3)] for x in "mkn"}}
+        if trial % 2:  # one configuration, as Python ints
+            params = {name: int(value[0]) for name, value in params.items()}
+        arrays = {name: np.atleast_1d(value) for name, value in params.items()}
+        ok = [
+            2 <= arrays["p"][i] <= PRESET.fabric_width and 2 <= arrays["q"][i] <= PRESET.fabric_height
+            and (not square or arrays["p"][i] == arrays["q"][i])
+            and arrays["m"][i] % arrays["q"][i] == 0 and arrays["k"][i] % arrays["p"][i] == 0
+            and (square or arrays["k"][i] % arrays["q"][i] == 0) and arrays["n"][i] % arrays["p"][i] == 0
+            for i in range(arrays["p"].size)
+        ]
+        if all(ok):
+            gemm_params("x", PRESET, params, square)
+        else:
+            with pytest.raises(SpecError):
+                gemm_params("x", PRESET, params, square)

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import functools
+import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -75,7 +78,10 @@ class Cost:
             mean_core_cycles = cycles
         values = (cycles, compute_cycles, hops, routing_stages, memory_per_core_bytes,
                   routes_per_core, mean_core_cycles)
-        if not extra and not any(type(v) is np.ndarray and v.ndim for v in values):
+        if not extra and (
+            np.ndarray not in map(type, values)  # fast test for numbers
+            or not any(type(v) is np.ndarray and v.ndim for v in values)
+        ):
             # one configuration: numpy float scalars
             total, compute, hop, stages, memory, routes, mean = map(np.float64, values)
             return cls(total, compute, total - compute, hop, stages, memory, routes, mean,
@@ -239,12 +245,77 @@ class Kernel(abc.ABC):
         """
 
 
+#: Configurations per block of :func:`blockwise`: a closed form's few dozen temporaries
+#: of this length (256 KB each) stay in the CPU cache.
+BLOCK_SIZE = 32_768
+
+#: Parameter values that are one value, not an array of configurations.
+_NUMBERS = (int, float, str, np.generic)
+
+#: The fields of :class:`Cost` that are arrays of configurations.
+_COST_ARRAYS = COST_KEYS + ("mean_core_cycles",)
+
+
+def blockwise(cost: Callable[..., Cost]) -> Callable[..., Cost]:
+    """Decorate an elementwise ``Kernel.cost`` (each configuration's cost depends only on
+    its own parameters) to evaluate it over blocks of :data:`BLOCK_SIZE` configurations.
+
+    Over 10^6 configurations each numpy pass of a formula streams 8 MB arrays through
+    memory; over blocks its temporaries stay in the cache, about twice as fast. The results
+    are the same, element by element, in the broadcast shape of the array parameters;
+    numbers, strings and small inputs go to ``cost`` unchanged. If a block is rejected, the
+    whole input is checked again, so the error names the same parameter and value as
+    without blocks.
+    """
+
+    @functools.wraps(cost)
+    def blocked(self: Kernel, spec: HardwareSpec, **params: Any) -> Cost:
+        arrays = {
+            name: value for name, value in params.items() if not isinstance(value, _NUMBERS)
+        }
+        if not arrays:  # one configuration
+            return cost(self, spec, **params)
+        arrays = {name: np.asarray(value) for name, value in arrays.items()}
+        try:
+            shape = np.broadcast_shapes(*(array.shape for array in arrays.values()))
+        except ValueError:  # shapes that do not broadcast: the formula's own error
+            return cost(self, spec, **params)
+        size = math.prod(shape)
+        if size <= BLOCK_SIZE:
+            return cost(self, spec, **params)
+        flat = {name: np.broadcast_to(a, shape).reshape(-1) for name, a in arrays.items()}
+        out: dict[str, np.ndarray] = {}
+        try:
+            for start in range(0, size, BLOCK_SIZE):
+                end = min(start + BLOCK_SIZE, size)
+                part = cost(self, spec, **(params | {name: a[start:end] for name, a in flat.items()}))
+                if not out:
+                    first = part
+                    out = {key: np.empty(size, getattr(part, key).dtype) for key in _COST_ARRAYS}
+                    out |= {f"extra.{key}": np.empty(size, v.dtype) for key, v in part.extra.items()}
+                for key in _COST_ARRAYS:
+                    out[key][start:end] = getattr(part, key)
+                for key, value in part.extra.items():
+                    out[f"extra.{key}"][start:end] = value
+        except SpecError:
+            cost(self, spec, **params)  # the whole input: the first parameter at fault
+            raise
+        return Cost(
+            **{key: out[key].reshape(shape) for key in _COST_ARRAYS},
+            route_budget=first.route_budget,
+            memory_budget=first.memory_budget,
+            extra={key: out[f"extra.{key}"].reshape(shape) for key in first.extra},
+        )
+
+    return blocked
+
+
 def int_params(kernel: str, params: dict[str, ArrayLike], names: tuple[str, ...]) -> dict[str, Any]:
     """Check that ``params`` are exactly ``names`` with positive integer values; as int64
     arrays (a Python ``int`` becomes a numpy int64 scalar: cheaper than a 0-d array)."""
-    unknown = sorted(set(params) - set(names))
-    missing = [n for n in names if n not in params]
-    if unknown or missing:
+    if params.keys() != set(names):
+        unknown = sorted(set(params) - set(names))
+        missing = [n for n in names if n not in params]
         raise SpecError(
             f"{kernel}: parameters {', '.join(unknown + missing)} not understood or missing; "
             f"expected {', '.join(names)}"
@@ -266,7 +337,7 @@ def int_array(kernel: str, name: str, value: ArrayLike, minimum: int = 1) -> Any
     ):
         raise SpecError(f"{kernel}: parameter '{name}' = {_first(array)!r} must be an integer")
     array = array.astype(np.int64, copy=False)
-    if np.any(array < minimum):
+    if array.size and array.min() < minimum:  # min(): no temporary array
         raise SpecError(
             f"{kernel}: parameter '{name}' = {_first(array[array < minimum])} must be >= {minimum}"
         )

@@ -25,7 +25,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from plummer.hardware import HardwareSpec
-from plummer.kernels._base import Cost, Kernel, KernelRun
+from plummer.kernels._base import Cost, Kernel, KernelRun, blockwise
 from plummer.kernels._gemm import (
     GEMM_PARAMETERS,
     blocks,
@@ -71,6 +71,7 @@ class MeshGEMM(Kernel):
     def check(self, spec: HardwareSpec, **params: ArrayLike) -> None:
         gemm_params(self.name, spec, params, square=True)
 
+    @blockwise
     def cost(self, spec: HardwareSpec, **params: ArrayLike) -> Cost:
         """Closed form, derived from the program above and the machine's rules.
 
@@ -82,7 +83,8 @@ class MeshGEMM(Kernel):
           lasts ``max(c, s)`` (the first is only ``c``: its tiles are in place);
         - alignment: ``floor(P/2)`` store-and-forward steps of ``2 mo + T(Mt Kt)`` plus
           ``alpha`` per hop; the longest chain crosses ``2 floor(P/2)`` hops, less the
-          one-hop turn of the ring that every window of P/2 edges holds when P is even;
+          one-hop turn of the ring that every window of P/2 edges holds when P is even:
+          ``P - 1`` hops either way;
         - ``cycles = launch + align + c + (P - 1) max(c, s)``.
 
         Rows align independently, so a core's elapsed time carries its own row's
@@ -91,30 +93,31 @@ class MeshGEMM(Kernel):
         window of ``a_I`` edges, ``2 a_I / P``.
         """
         v = gemm_params(self.name, spec, params, square=True)
-        p = v["p"] * 1.0  # float: an array, or a number for one configuration
+        p = np.float64(v["p"])  # an array, or a number for one configuration
         inverse = 1.0 / p
-        mt, kt, nt = v["m"] * inverse, v["k"] * inverse, v["n"] * inverse  # sizes divide p
+        mt, kt, nt = v["m"] / p, v["k"] / p, v["n"] / p  # exact: sizes divide p
         mk, kn = mt * kt, kt * nt
         t_a = serialization_cycles(spec, mk)
-        t_b = serialization_cycles(spec, kn)
-        hops = 2.0 - (p <= 2)  # ring edges: one hop on a 2-core line
+        shifts = p - 1  # steps after the first, each overlapping a shift
+        hops = np.minimum(shifts, 2.0)  # ring edges: one hop on a 2-core line
         step_c = spec.step_overhead_cycles + compute_cycles(spec, mk * nt, kt, kn)
-        step = np.maximum(step_c, hops * spec.alpha + np.maximum(t_a, t_b))
-        steps_align = np.floor(p / 2)
-        hops_align = 2 * steps_align - (steps_align * 2 == p)
+        step = np.maximum(step_c, hops * spec.alpha + serialization_cycles(spec, np.maximum(mk, kn)))
+        steps_align = np.floor(p * 0.5)
+        hops_align = shifts  # 2 floor(P/2), less 1 for even P: P - 1
         per_align_step = 2 * spec.message_overhead_cycles + t_a
         align = steps_align * per_align_step + spec.alpha * hops_align
-        mean_steps = np.floor(p * p / 4) * inverse
+        mean_steps = steps_align * (p - steps_align) * inverse  # floor(P^2/4) = floor(P/2) ceil(P/2)
         mean_align = mean_steps * (per_align_step + 2 * spec.alpha * (1 - inverse))
-        body = step_c + (p - 1) * step
-        # meshgemm_routes(p) is 9 for every p >= 4 (3 colors per ring direction at a core);
-        # the tests check this against the exact count and the executor
-        routes = 9.0 - (9 - meshgemm_routes(2)) * (p == 2) - (9 - meshgemm_routes(3)) * (p == 3)
+        body = step_c + shifts * step
+        # meshgemm_routes(p) is 6 for p = 2, 8 for p = 3 and 9 for every p >= 4 (3 colors per
+        # ring direction at a core): min(2p + 2, 9); the tests check this against the exact
+        # count and the executor
+        routes = np.minimum(2 * p + 2, 9.0)
         return Cost.make(
             spec,
             cycles=spec.launch_overhead_cycles + align + body,
             compute_cycles=p * step_c,
-            hops=hops_align + (p - 1) * hops,
+            hops=hops_align + shifts * hops,
             routing_stages=2 * steps_align,
             memory_per_core_bytes=(2 * spec.dtype_bytes) * (mk + kn) + spec.dtype_bytes * mt * nt,
             routes_per_core=routes,
