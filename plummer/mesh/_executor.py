@@ -361,8 +361,11 @@ class Mesh:
         idx = self.index(core)
         cycles = overhead + self._compute_cycles(fmas, loops, vector_ops)
         node = self._pe_node(idx, inputs, output, cycles, ("compute", output))
-        result = fn(*(self._tiles[idx][name] for name in inputs))
-        self._store(idx, output, np.asarray(result, dtype=np.float32))
+        tiles = self._tiles[idx]
+        result = fn(*[tiles[name] for name in inputs])
+        if type(result) is not np.ndarray or result.dtype != np.float32:
+            result = np.asarray(result, dtype=np.float32)
+        self._store(idx, output, result)
         self._did_write(idx, output, node)
 
     def work(self, core: Core, inputs: Sequence[str], marks: str, cycles: float) -> None:
@@ -638,8 +641,7 @@ class Mesh:
             # completed nodes release their children; joins complete as soon as they are free
             while resolved:
                 done_node, done = resolved.pop()
-                for edge in range(first[done_node], first[done_node + 1]):
-                    child = child_of[edge]
+                for child in child_of[first[done_node]:first[done_node + 1]]:
                     if done > ready[child]:
                         ready[child] = done
                     pending[child] -= 1
