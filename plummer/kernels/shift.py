@@ -69,10 +69,10 @@ class Shift(Kernel):
         its link is free (the previous tile took it ``[s - S + mo, s - S + mo + T)``), so
         the head reaches the neighbour at ``s + mo + alpha`` and the tile is in its memory
         at ``s + mo + alpha + T`` (rule 4). The neighbour's buffer is free by then (its
-        step-``k - 1`` send's head left at ``s - S + mo + alpha``, rule 7) and its PE is
+        step-``k - 1`` send's tail left at ``s - S + mo + T``, rule 7) and its PE is
         idle after its own activation, so its receive completion runs
-        ``[s + mo + alpha + T, s + S]``. The first core's refill waits for its own head,
-        ``s + mo + alpha``, and runs ``mo + T``: also until ``s + S``. So step ``k + 1``
+        ``[s + mo + alpha + T, s + S]``. The first core's refill starts when its own tail
+        has left, ``s + mo + T``, and runs ``alpha + mo``: also until ``s + S``. So step ``k + 1``
         starts at ``k S`` everywhere, with no contention and no PE tie. Each core's last
         event is the end of its step ``L`` (its last send's tail, ``(L - 1) S + mo + T``,
         is earlier), so every core takes ``launch + L S``: mean = makespan.
