@@ -170,35 +170,38 @@ class MeshGEMM(Kernel):
                     )
                 a_cur[i] = 1 - a_cur[i]
 
-        # p compute-and-shift steps; each logical position's forward ring edge is the same
-        # at every step: (source, path, color) along rows (A) and columns (B)
+        # p compute-and-shift steps. Each logical position's forward ring edge is the same at
+        # every step, along rows (A) and columns (B), and the buffers alternate, so the
+        # inputs and sends of a step depend only on its parity: built once for both
         a_edges, b_edges = [], []
         for position in range(p):
             src, dst = ring_edge(p, position)
             a_edges.append((src, _path(src, dst, "E", "W"), edge_color(p, position, True, _A_FORWARD)))
             b_edges.append((src, _path(src, dst, "S", "N"), edge_color(p, position, True, _B_FORWARD)))
         cores = [[core(i, j) for j in range(p)] for i in range(p)]
-        b_cur = 0
-        step_overhead = spec.step_overhead_cycles
-        for step in range(p):
+        inputs: list[list[list[str]]] = []
+        sends: list[list[tuple[tuple[int, int], str, str, int, str]]] = []
+        for parity in (0, 1):
+            inputs.append([[_A[a_cur[i] ^ parity], _B[parity], "C"] for i in range(p)])
+            sends.append([])
             for i in range(p):
-                inputs = [_A[a_cur[i]], _B[b_cur], "C"]
-                for j in range(p):
-                    mesh.compute(
-                        cores[i][j], inputs, "C", tile_product,
-                        fmas=mt * kt * nt, loops=kt, vector_ops=kt * nt, overhead=step_overhead,
-                    )
-            if step == p - 1:
-                break
-            for i in range(p):
-                a_src, a_dst = _A[a_cur[i]], _A[1 - a_cur[i]]
+                a_src, a_dst = _A[a_cur[i] ^ parity], _A[1 - (a_cur[i] ^ parity)]
                 b_row, b_path, b_color = b_edges[i]
                 for j in range(p):
                     a_col, a_path, a_color = a_edges[j]
-                    mesh.send((a_col, ring[i]), a_src, a_path, a_color, a_dst)
-                    mesh.send((ring[j], b_row), _B[b_cur], b_path, b_color, _B[1 - b_cur])
-            a_cur = [1 - x for x in a_cur]
-            b_cur = 1 - b_cur
+                    sends[parity].append(((a_col, ring[i]), a_src, a_path, a_color, a_dst))
+                    sends[parity].append(
+                        ((ring[j], b_row), _B[parity], b_path, b_color, _B[1 - parity])
+                    )
+        step_overhead = spec.step_overhead_cycles
+        for step in range(p):
+            for i in range(p):
+                mesh.compute_all(
+                    cores[i], inputs[step % 2][i], "C", tile_product,
+                    fmas=mt * kt * nt, loops=kt, vector_ops=kt * nt, overhead=step_overhead,
+                )
+            if step < p - 1:
+                mesh.send_all(sends[step % 2])
 
         result = mesh.run()
         output = np.block([[result.tile(core(i, j), "C") for j in range(p)] for i in range(p)])

@@ -22,8 +22,9 @@ from them. Time is in cycles (floats), sizes in elements of ``spec.dtype_bytes``
 4. **Transport (cut-through).** A message injected at time ``t`` asks for its first link
    at ``t``. At each hop the head enters the link at ``s = max(request, link free)``, the
    link is busy ``[s, s + T)``, and the head reaches the next router at ``s + alpha``.
-   Links serve requests in the order of their request times (ties: program order), so
-   contention is exact. Routers buffer a waiting head without holding upstream links.
+   Links serve requests in the order of their request times (ties: first queued first,
+   and work ready at the start is queued in program order), so contention is exact.
+   Routers buffer a waiting head without holding upstream links.
    A core that receives the message has it in memory at ``head + T``. (Tiles are never
    changed in place, so a delivery shares the sender's array.) So an uncontended
    unicast over ``h`` hops takes ``h * alpha + T``; a multicast delivers at every core on
@@ -40,7 +41,7 @@ from them. Time is in cycles (floats), sizes in elements of ``spec.dtype_bytes``
    vector_op_overhead + fmas / fma_per_cycle``, starting at ``max(PE free, inputs
    ready)``. Sends and receives between memory and the router do not occupy the PE
    (except a send's optional activation ``overhead``), so communication overlaps compute.
-   The PE serves its work in the order it becomes ready (ties: program order).
+   The PE serves its work in the order it becomes ready (ties as for links).
 7. **Buffers.** An operation that reads a tile waits for its last writer; one that writes a
    tile also waits for every read of the previous contents (write-after-read), which is
    why kernels double-buffer explicitly. A send reads its tile until the tail leaves the
@@ -52,16 +53,19 @@ from them. Time is in cycles (floats), sizes in elements of ``spec.dtype_bytes``
    elapsed time over the cores that did anything (what the measured kernels report).
 
 A kernel program calls :meth:`Mesh.load`, :meth:`Mesh.compute`, :meth:`Mesh.work`,
-:meth:`Mesh.send`, :meth:`Mesh.relay` and :meth:`Mesh.reduce` in program order; the data move at once (so the program's result is
-exact), and :meth:`Mesh.run` then times the recorded operations with an event queue.
+:meth:`Mesh.send`, :meth:`Mesh.relay` and :meth:`Mesh.reduce` in program order (and
+:meth:`Mesh.compute_all` and :meth:`Mesh.send_all` for a step of every core at once); the
+data move at once (so the program's result is exact), and :meth:`Mesh.run` then times the
+recorded operations with an event queue.
 """
 
 from __future__ import annotations
 
+import gc
 import heapq
 import math
 from functools import lru_cache
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -79,8 +83,13 @@ _DIR_INDEX = {"E": 0, "W": 1, "S": 2, "N": 3}
 _OPPOSITE = {"E": "W", "W": "E", "S": "N", "N": "S"}
 RAMP = "R"
 
-# node kinds of the timing graph
-_JOIN, _COMPUTE, _TRANSMIT, _STAGE = range(4)
+# node kinds of the timing graph: a join (a delivery, or a point with no duration); a
+# compute on a PE; a send injected from memory (done when its tail leaves the source); a
+# leg into a PE stage (done when its head arrives there); a PE stage (rule 5) whose head
+# streams on (done at start + beta); a final stage that adds into memory (done at its end)
+_JOIN, _COMPUTE, _SEND, _LEG, _STAGE, _FINAL_STAGE = range(6)
+_FLOAT32 = np.dtype(np.float32)
+_CHUNK_NODES = 1 << 15  # nodes recorded in a Python list before they move into numpy
 
 
 @dataclass(frozen=True)
@@ -134,22 +143,26 @@ class Mesh:
         self._peak = [0] * cores
         # routes: per core, color -> (input port, output ports)
         self._routes: list[dict[int, tuple[str, frozenset[str]]]] = [{} for _ in range(cores)]
-        # buffer dependencies per core: name -> [last writer node or -1, readers since then]
-        self._buffers: list[dict[str, list]] = [{} for _ in range(cores)]
-        # the timing graph: parallel lists indexed by node id, sparse extras in dicts
-        # the timing graph in flat lists (no mutable container per node: a program has
-        # millions of nodes, and per-node lists would keep Python's cycle collector busy):
-        # per node (kind, core, cycles: a compute's duration or a message's T, a transmit's
-        # links and whether it is injected from memory); one entry per dependency edge in
-        # _edge_from/_edge_to
-        self._info: list[tuple[int, int, float, tuple[int, ...] | None, bool]] = []
-        self._edge_from: list[int] = []
-        self._edge_to: list[int] = []
-        self._deliver: dict[int, int] = {}  # (transmit << 12) + hop -> its delivery node
-        self._final: set[int] = set()  # stages that complete at their tail (add into memory)
+        # buffer dependencies per core: name -> [last writer node or -1, readers since then...]
+        self._buffers: list[dict[str, list[int]]] = [{} for _ in range(cores)]
+        # The timing graph, one record per node: kind, core, cycles (a compute's duration
+        # or a message's T), route (a message's index into _route_links, else -1) and the
+        # number of nodes it waits for, which are listed in _deps in node order. Both grow
+        # as flat lists and move into numpy chunks every _CHUNK_NODES nodes: a program has
+        # millions of nodes, and every full pass of the cycle collector walks a list.
+        self._records: list[float] = []
+        self._deps: list[int] = []
+        self._record_chunks: list[np.ndarray] = []
+        self._dep_chunks: list[np.ndarray] = []
+        self._nodes = 0
+        self._route_links: list[tuple[int, ...]] = []  # the links of each distinct route
+        self._deliver: dict[int, int] = {}  # (message << 12) + hop -> its delivery node
         self._label: dict[int, tuple[str, str]] = {}  # (what, tile) of each node, when tracing
         self._executed = False
-        self._configured: dict[tuple, tuple[int, ...]] = {}  # route already checked -> links
+        # a route already configured and checked -> (route index, cores on its path)
+        self._configured: dict[tuple, tuple[int, tuple[int, ...]]] = {}
+        # (source, path, color) of a unicast -> (route index, hops, destination core)
+        self._unicast: dict[tuple[int, str, int], tuple[int, int, int]] = {}
         # the rules of _rules.py, cached per argument: a program repeats a few sizes
         self._serialization = lru_cache(maxsize=None)(
             lambda n: float(serialization_cycles(spec, n))
@@ -245,49 +258,60 @@ class Mesh:
     # ------------------------------------------------------------- graph nodes
     def _node(
         self, kind: int, idx: int, cycles: float, deps: list[int], label: tuple[str, str],
-        links: tuple[int, ...] | None = None, injected: bool = False,
+        route: int = -1,
     ) -> int:
         """A node of the timing graph that waits for the nodes ``deps`` (a delivery also
-        waits for its message's hop, counted when the graph runs). A transmit carries its
-        ``links`` and whether it is ``injected`` from memory (a send: done when its tail
-        leaves the source) rather than a leg into a PE stage (done when its head arrives)."""
+        waits for its message's hop, counted when the graph runs). A message (``_SEND`` or
+        ``_LEG``) names its ``route``."""
         if self._executed:
             raise RuntimeError("this mesh has already run; build a new Mesh for a new program")
-        info = self._info
-        node = len(info)
-        info.append((kind, idx, cycles, links, injected))
-        if deps:
-            self._edge_from += deps
-            self._edge_to += [node] * len(deps)
+        node = self._nodes
+        self._nodes = node + 1
+        self._records += (kind, idx, cycles, route, len(deps))
+        self._deps += deps
+        if len(self._records) >= 5 * _CHUNK_NODES:
+            self._flush()
         if self._trace_enabled:
             self._label[node] = label
         return node
 
-    def _read_deps(self, idx: int, name: str) -> list[int]:
+    def _flush(self) -> None:
+        """Move the records and dependencies gathered so far into numpy chunks."""
+        self._record_chunks.append(np.array(self._records, dtype=np.float64))
+        self._dep_chunks.append(np.array(self._deps, dtype=np.int64))
+        self._records, self._deps = [], []
+
+    def _state(self, idx: int, name: str) -> list[int]:
+        """The dependency state of tile ``name`` of core ``idx``: its last writer (a node,
+        or -1 for a loaded tile), then the nodes that read it since (rule 7)."""
         state = self._buffers[idx].get(name)
-        if state is not None and state[0] >= 0:
-            return [state[0]]
-        if name not in self._tiles[idx]:
-            raise SpecError(
-                f"core ({idx % self.width}, {idx // self.width}) holds no tile '{name}'"
-            )
-        return []
+        if state is None:
+            if name not in self._tiles[idx]:
+                raise SpecError(
+                    f"core ({idx % self.width}, {idx // self.width}) holds no tile '{name}'"
+                )
+            state = self._buffers[idx][name] = [-1]
+        return state
+
+    def _read_deps(self, idx: int, name: str) -> list[int]:
+        writer = self._state(idx, name)[0]
+        return [writer] if writer >= 0 else []
 
     def _write_deps(self, idx: int, name: str) -> list[int]:
+        """The readers of the tile's current contents, else its writer: every reader
+        already waited for the writer, so the readers alone order the new write."""
         state = self._buffers[idx].get(name)
         if state is None:
             return []
-        return state[1] + [state[0]] if state[0] >= 0 else list(state[1])
+        if len(state) > 1:
+            return state[1:]
+        return [state[0]] if state[0] >= 0 else []
 
     def _did_read(self, idx: int, name: str, node: int) -> None:
-        state = self._buffers[idx].get(name)
-        if state is None:
-            self._buffers[idx][name] = [-1, [node]]
-        else:
-            state[1].append(node)
+        self._state(idx, name).append(node)
 
     def _did_write(self, idx: int, name: str, node: int) -> None:
-        self._buffers[idx][name] = [node, []]
+        self._buffers[idx][name] = [node]
 
     def _transmit(
         self, src: Core, src_idx: int, path: str, color: int, n: int,
@@ -300,14 +324,24 @@ class Mesh:
         receives a copy into memory; ``to_pe`` hands the message to the last core's PE.
         A route seen before is not configured and checked again.
         """
+        route_index, cores = self._route_index(src, src_idx, path, color, delivered, to_pe)
+        kind = _LEG if to_pe else _SEND
+        node = self._node(kind, src_idx, self._serialization(n), deps, label, route_index)
+        return node, cores
+
+    def _route_index(
+        self, src: Core, src_idx: int, path: str, color: int, delivered: tuple[int, ...],
+        to_pe: bool,
+    ) -> tuple[int, tuple[int, ...]]:
+        """The index of a route in ``_route_links`` and the cores on its path, configuring
+        and checking it (:meth:`_route`) the first time it is seen."""
         key = (src_idx, path, color, delivered, to_pe)
         route = self._configured.get(key)
         if route is None:
-            route = self._configured[key] = self._route(src, path, color, delivered, to_pe)
-        node = self._node(
-            _TRANSMIT, src_idx, self._serialization(n), deps, label, route[0], not to_pe
-        )
-        return node, route[1]
+            links, cores = self._route(src, path, color, delivered, to_pe)
+            route = self._configured[key] = (len(self._route_links), cores)
+            self._route_links.append(links)
+        return route
 
     def _route(
         self, src: Core, path: str, color: int, delivered: tuple[int, ...], to_pe: bool
@@ -332,13 +366,13 @@ class Mesh:
     def _core_at(self, idx: int) -> Core:
         return idx % self.width, idx // self.width
 
-    def _delivery(
-        self, transmit: int, hop: int, idx: int, buffer: str, label: tuple[str, str]
-    ) -> int:
-        """A node for the copy that hop ``hop`` of ``transmit`` leaves in ``buffer`` at ``idx``."""
-        node = self._node(_JOIN, idx, 0.0, self._write_deps(idx, buffer), label)
+    def _delivery(self, transmit: int, hop: int, idx: int, buffer: str, value: np.ndarray) -> int:
+        """Store ``value`` in ``buffer`` at ``idx``: the copy that hop ``hop`` of message
+        ``transmit`` delivers there; returns the delivery's node."""
+        node = self._node(_JOIN, idx, 0.0, self._write_deps(idx, buffer), ("recv", buffer))
         self._deliver[(transmit << 12) + hop] = node
-        self._did_write(idx, buffer, node)
+        self._buffers[idx][buffer] = [node]  # _did_write
+        self._store(idx, buffer, value)
         return node
 
     # ------------------------------------------------------------ kernel API
@@ -358,15 +392,30 @@ class Mesh:
         The PE is busy ``overhead + compute_cycles(fmas, loops, vector_ops)`` cycles.
         ``output`` may be one of ``inputs`` (accumulate in place).
         """
-        idx = self.index(core)
+        self.compute_all((core,), inputs, output, fn, fmas, loops, vector_ops, overhead)
+
+    def compute_all(
+        self,
+        cores: Iterable[Core],
+        inputs: Sequence[str],
+        output: str,
+        fn: Callable[..., np.ndarray],
+        fmas: float,
+        loops: float = 0,
+        vector_ops: float = 0,
+        overhead: float = 0.0,
+    ) -> None:
+        """:meth:`compute` on each of ``cores`` in turn (one step of an SPMD kernel)."""
         cycles = overhead + self._compute_cycles(fmas, loops, vector_ops)
-        node = self._pe_node(idx, inputs, output, cycles, ("compute", output))
-        tiles = self._tiles[idx]
-        result = fn(*[tiles[name] for name in inputs])
-        if type(result) is not np.ndarray or result.dtype != np.float32:
-            result = np.asarray(result, dtype=np.float32)
-        self._store(idx, output, result)
-        self._did_write(idx, output, node)
+        for core in cores:
+            idx = self.index(core)
+            node = self._pe_node(idx, inputs, output, cycles, ("compute", output))
+            tiles = self._tiles[idx]
+            result = fn(*[tiles[name] for name in inputs])
+            if type(result) is not np.ndarray or result.dtype is not _FLOAT32:
+                result = np.asarray(result, dtype=np.float32)
+            self._store(idx, output, result)
+            self._buffers[idx][output] = [node]  # _did_write
 
     def work(self, core: Core, inputs: Sequence[str], marks: str, cycles: float) -> None:
         """Occupy ``core``'s PE for ``cycles`` once ``inputs`` are ready, changing no data.
@@ -384,14 +433,19 @@ class Mesh:
         self, idx: int, inputs: Sequence[str], output: str, cycles: float, label: tuple[str, str]
     ) -> int:
         """A PE node reading ``inputs`` and about to write ``output`` (rules 6 and 7)."""
+        buffers = self._buffers[idx]
         deps: list[int] = []
-        for name in inputs:
-            deps += self._read_deps(idx, name)
+        states = []
+        for name in inputs:  # runs for every compute: _state only for a tile's first use
+            state = buffers.get(name) or self._state(idx, name)
+            if state[0] >= 0:
+                deps.append(state[0])
+            states.append(state)
         if output in self._tiles[idx]:
             deps += self._write_deps(idx, output)
         node = self._node(_COMPUTE, idx, cycles, deps, label)
-        for name in inputs:
-            self._did_read(idx, name, node)
+        for state in states:
+            state.append(node)
         return node
 
     def send(
@@ -414,27 +468,78 @@ class Mesh:
         many cycles on the arrived message (its completion task) before the tile counts
         as ready: the two halves of a store-and-forward step.
         """
+        if not (multicast or overhead or receive_overhead):
+            self.send_all(((src, buffer, path, color, dst_buffer),))
+            return
         src_idx = self.index(src)
-        deps = self._read_deps(src_idx, buffer)
+        state = self._buffers[src_idx].get(buffer) or self._state(src_idx, buffer)
+        deps = [state[0]] if state[0] >= 0 else []
         array = self._tiles[src_idx][buffer]
         if overhead:
             start = self._node(_COMPUTE, src_idx, overhead, deps, ("activate send", buffer))
-            self._did_read(src_idx, buffer, start)
+            state.append(start)
             deps = [start]
         hops = tuple(range(1, len(path) + 1)) if multicast else (len(path),)
         node, cores = self._transmit(
             src, src_idx, path, color, array.size, deps, hops, False, ("send", buffer)
         )
-        self._did_read(src_idx, buffer, node)
+        state.append(node)
         for hop in hops:
             idx = cores[hop]
-            delivery = self._delivery(node, hop, idx, dst_buffer, ("recv", dst_buffer))
-            self._store(idx, dst_buffer, array)
+            delivery = self._delivery(node, hop, idx, dst_buffer, array)
             if receive_overhead:
                 task = self._node(
                     _COMPUTE, idx, receive_overhead, [delivery], ("complete recv", dst_buffer)
                 )
                 self._did_write(idx, dst_buffer, task)
+
+    def send_all(self, sends: Iterable[tuple[Core, str, str, int, str]]) -> None:
+        """Unicast sends ``(src, buffer, path, color, dst_buffer)`` in order.
+
+        Exactly :meth:`send` for each, recorded with less Python work per send (a step of
+        an SPMD kernel sends from every core): the message reads the source tile's last
+        write (rule 7); its delivery waits for the reads of the destination tile's
+        previous contents (else its last write).
+        """
+        if self._executed:
+            raise RuntimeError("this mesh has already run; build a new Mesh for a new program")
+        width, height = self.width, self.height
+        buffers_of, tiles_of, unicast = self._buffers, self._tiles, self._unicast
+        serialization, deliver = self._serialization, self._deliver
+        labels = self._label if self._trace_enabled else None
+        for src, buffer, path, color, dst_buffer in sends:
+            x, y = src
+            if not (0 <= x < width and 0 <= y < height):
+                self.index(src)  # raises the error that names the core
+            src_idx = y * width + x
+            state = buffers_of[src_idx].get(buffer) or self._state(src_idx, buffer)
+            array = tiles_of[src_idx][buffer]
+            route = unicast.get((src_idx, path, color))
+            if route is None:
+                hops = (len(path),)
+                route_index, cores = self._route_index(src, src_idx, path, color, hops, False)
+                route = unicast[src_idx, path, color] = (route_index, len(path), cores[-1])
+            route_index, hop, idx = route
+            # two nodes, recorded as _node records them: the message, then its delivery
+            node = self._nodes
+            self._nodes = node + 2
+            reads = [state[0]] if state[0] >= 0 else []
+            state.append(node)
+            waits = self._write_deps(idx, dst_buffer)
+            self._records += (
+                _SEND, src_idx, serialization(array.size), route_index, len(reads),
+                _JOIN, idx, 0.0, -1, len(waits),
+            )
+            self._deps += reads
+            self._deps += waits
+            deliver[(node << 12) + hop] = node + 1
+            buffers_of[idx][dst_buffer] = [node + 1]  # _did_write
+            self._store(idx, dst_buffer, array)
+            if labels is not None:
+                labels[node] = ("send", buffer)
+                labels[node + 1] = ("recv", dst_buffer)
+            if len(self._records) >= 5 * _CHUNK_NODES:
+                self._flush()
 
     def relay(self, src: Core, buffer: str, segments: Sequence[Segment], dst_buffer: str) -> None:
         """Broadcast tile ``buffer`` of ``src`` through a chain of PE relays (rule 5).
@@ -459,16 +564,13 @@ class Mesh:
                 self._did_read(*reader, node)
                 reader = None
             for hop in hops:
-                self._delivery(node, hop, cores[hop], dst_buffer, ("recv", dst_buffer))
-                self._store(cores[hop], dst_buffer, value)
+                self._delivery(node, hop, cores[hop], dst_buffer, value)
             idx = cores[-1]
             here = self._core_at(idx)
             stage = self._node(
-                _STAGE, idx, t_cycles, [node] + self._write_deps(idx, dst_buffer),
-                ("relay", buffer),
+                _FINAL_STAGE if number == len(segments) - 1 else _STAGE,
+                idx, t_cycles, [node] + self._write_deps(idx, dst_buffer), ("relay", buffer),
             )
-            if number == len(segments) - 1:
-                self._final.add(stage)
             self._store(idx, dst_buffer, value)
             self._did_write(idx, dst_buffer, stage)
             deps = [stage]
@@ -527,9 +629,9 @@ class Mesh:
             final = idx == root_idx and not broadcast
             if idx == root_idx:
                 deps += self._write_deps(idx, dst_buffer)
-            stage = self._node(_STAGE, idx, t_cycles, deps, ("reduce", local))
-            if final:
-                self._final.add(stage)
+            stage = self._node(
+                _FINAL_STAGE if final else _STAGE, idx, t_cycles, deps, ("reduce", local)
+            )
             self._did_read(idx, local, stage)
             return stage, value
 
@@ -549,8 +651,7 @@ class Mesh:
                 ("broadcast", dst_buffer),
             )
             for hop in hops:
-                self._delivery(node, hop, cores[hop], dst_buffer, ("recv", dst_buffer))
-                self._store(cores[hop], dst_buffer, total)
+                self._delivery(node, hop, cores[hop], dst_buffer, total)
 
     # --------------------------------------------------------------- timing
     def run(self) -> ExecutionResult:
@@ -558,22 +659,43 @@ class Mesh:
         if self._executed:
             raise RuntimeError("this mesh has already run")
         self._executed = True
+        # the loop allocates millions of short-lived tuples and holds no cycles: the
+        # cycle collector would only rescan the graph, so it pauses until the loop ends
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            return self._time_graph()
+        finally:
+            if collecting:
+                gc.enable()
+
+    def _time_graph(self) -> ExecutionResult:
         spec = self.spec
         alpha, beta = spec.alpha, spec.beta
-        info = self._info
-        count = len(info)
-        # dependencies not yet met: the edges into a node, and a delivery's message hop
-        pending = np.bincount(np.asarray(self._edge_to, dtype=np.int64), minlength=count)
-        pending[np.fromiter(self._deliver.values(), dtype=np.int64, count=len(self._deliver))] += 1
-        pending = pending.tolist()
+        count = self._nodes
+        records = np.concatenate(
+            self._record_chunks + [np.array(self._records, dtype=np.float64)]
+        ).reshape(count, 5)
+        kind_of = records[:, 0].astype(np.int64).tolist()
+        core_of = records[:, 1].astype(np.int64).tolist()
+        length_of = records[:, 2].tolist()
+        route_of = records[:, 3].astype(np.int64).tolist()
+        route_links = self._route_links
+        # dependency edges edge_from[i] -> edge_to[i]
+        waits_for = records[:, 4].astype(np.int64)
+        edge_from = np.concatenate(self._dep_chunks + [np.array(self._deps, dtype=np.int64)])
+        edge_to = np.repeat(np.arange(count), waits_for)
+        # dependencies not yet met: the nodes waited for, and a delivery's message hop
+        deliveries = np.fromiter(self._deliver.values(), dtype=np.int64, count=len(self._deliver))
+        pending = (waits_for + np.bincount(deliveries, minlength=count)).tolist()
         # children of each node, in the order the edges were made: first[n]:first[n + 1]
-        order = np.argsort(np.asarray(self._edge_from, dtype=np.int64), kind="stable")
-        child_of = np.asarray(self._edge_to, dtype=np.int64)[order].tolist()
-        first = np.searchsorted(
-            np.asarray(self._edge_from, dtype=np.int64)[order], np.arange(count + 1)
-        ).tolist()
+        order = np.argsort(edge_from, kind="stable")
+        child_of = edge_to[order].tolist()
+        first = np.zeros(count + 1, dtype=np.int64)
+        np.cumsum(np.bincount(edge_from, minlength=count), out=first[1:])
+        first = first.tolist()
         cores = self.width * self.height
-        deliver_of, final = self._deliver, self._final
+        deliver_of = self._deliver
         tracing = self._trace_enabled
         ready = [0.0] * count
         pe_free = [0.0] * cores
@@ -584,73 +706,104 @@ class Mesh:
         trace: list[TraceEvent] = []
         waits = 0  # hops whose head found its link busy (contention)
         push, pop = heapq.heappush, heapq.heappop
-        resolved: list[tuple[int, float]] = []  # (node, completion time) to release
+        # nodes completed but not yet released, last in first out; once a node has
+        # started, ready[node] holds its completion time instead of its ready time
+        resolved: list[int] = []
 
-        # heap entries (time, sequence, node, hop): ties go in the order they were queued
-        heap = [(0.0, node, node, 0) for node in range(count) if pending[node] == 0]
-        seq = count
+        # The event queue: a heap of distinct times, and per time the events due then in
+        # the order they were queued, each (node << 12) + hop. Lock-step kernels queue
+        # thousands of events at one time, and a heap of floats compares far faster than
+        # a heap of (time, sequence, ...) tuples.
+        first_events = [node << 12 for node in range(count) if pending[node] == 0]
+        due: dict[float, list[int]] = {0.0: first_events} if first_events else {}
+        times = list(due)
 
-        while heap:
-            t, _, node, hop = pop(heap)
-            kind, idx, length, links, injected = info[node]
-            if kind == _TRANSMIT:
-                link = links[hop]
-                free = link_free[link]
-                if free > t:
-                    waits += 1
-                    t = free
-                link_free[link] = t + length
-                link_busy[link] += length
-                head = t + alpha
-                if hop == 0:
-                    if t + length > last[idx]:
-                        last[idx] = t + length
-                    if injected:  # a send: its buffer is free once the tail leaves
-                        resolved.append((node, t + length))
-                if tracing:
-                    trace.append(TraceEvent("hop", link // 4, t, t + length, link % 4))
-                delivery = deliver_of.get((node << 12) + hop + 1)
-                if delivery is not None:
-                    at = head + length
-                    where = info[delivery][1]
-                    if at > last[where]:
-                        last[where] = at
-                    if at > ready[delivery]:
-                        ready[delivery] = at
-                    pending[delivery] -= 1
-                    if pending[delivery] == 0:  # a join holds no resource: resolve it now
-                        resolved.append((delivery, ready[delivery]))
-                if hop + 1 < len(links):
-                    seq += 1
-                    push(heap, (head, seq, node, hop + 1))
-                elif not injected:  # a leg into a PE stage: done when its head arrives
-                    resolved.append((node, head))
-            elif kind == _JOIN:  # only a join with no dependency at all is queued
-                resolved.append((node, t))
-            else:  # the PE: a compute, or a stage (rule 5)
-                start = t if t > pe_free[idx] else pe_free[idx]
-                work = length if kind == _COMPUTE else beta + length
-                end = start + work
-                pe_free[idx] = end
-                busy[idx] += work
-                if end > last[idx]:
-                    last[idx] = end
-                if tracing:
-                    trace.append(TraceEvent(" ".join(self._label[node]), idx, start, end))
-                resolved.append((node, end if kind == _COMPUTE or node in final else start + beta))
-            # completed nodes release their children; joins complete as soon as they are free
-            while resolved:
-                done_node, done = resolved.pop()
-                for child in child_of[first[done_node]:first[done_node + 1]]:
-                    if done > ready[child]:
-                        ready[child] = done
-                    pending[child] -= 1
-                    if pending[child] == 0:
-                        if info[child][0] == _JOIN:
-                            resolved.append((child, ready[child]))
+        while times:
+            t_due = pop(times)
+            events = due[t_due]
+            for event in events:  # events queued for t_due while it runs are appended
+                t = t_due
+                node = event >> 12
+                kind = kind_of[node]
+                if kind == _SEND or kind == _LEG:
+                    hop = event & 4095
+                    length = length_of[node]
+                    links = route_links[route_of[node]]
+                    link = links[hop]
+                    free = link_free[link]
+                    if free > t:
+                        waits += 1
+                        t = free
+                    link_free[link] = t + length
+                    link_busy[link] += length
+                    head = t + alpha
+                    if hop == 0:
+                        idx = core_of[node]
+                        if t + length > last[idx]:
+                            last[idx] = t + length
+                        if kind == _SEND:  # its buffer is free once the tail leaves
+                            ready[node] = t + length
+                            resolved.append(node)
+                    if tracing:
+                        trace.append(TraceEvent("hop", link // 4, t, t + length, link % 4))
+                    delivery = deliver_of.get((node << 12) + hop + 1)
+                    if delivery is not None:
+                        at = head + length
+                        where = core_of[delivery]
+                        if at > last[where]:
+                            last[where] = at
+                        if at > ready[delivery]:
+                            ready[delivery] = at
+                        pending[delivery] -= 1
+                        if pending[delivery] == 0:  # a join holds no resource: resolve it
+                            resolved.append(delivery)
+                    if hop + 1 < len(links):
+                        queue = due.get(head)
+                        if queue is None:
+                            due[head] = [event + 1]
+                            push(times, head)
                         else:
-                            seq += 1
-                            push(heap, (ready[child], seq, child, 0))
+                            queue.append(event + 1)
+                    elif kind == _LEG:  # done when its head reaches the stage's PE
+                        ready[node] = head
+                        resolved.append(node)
+                elif kind == _JOIN:  # only a join with no dependency at all is queued
+                    resolved.append(node)
+                else:  # the PE: a compute, or a stage (rule 5)
+                    idx = core_of[node]
+                    free = pe_free[idx]
+                    start = t if t > free else free
+                    work = length_of[node] if kind == _COMPUTE else beta + length_of[node]
+                    end = start + work
+                    pe_free[idx] = end
+                    busy[idx] += work
+                    if end > last[idx]:
+                        last[idx] = end
+                    if tracing:
+                        trace.append(TraceEvent(" ".join(self._label[node]), idx, start, end))
+                    ready[node] = start + beta if kind == _STAGE else end
+                    resolved.append(node)
+                # completed nodes release their children; joins complete once free
+                while resolved:
+                    done_node = resolved.pop()
+                    done = ready[done_node]
+                    for child in child_of[first[done_node]:first[done_node + 1]]:
+                        if done > ready[child]:
+                            ready[child] = done
+                        left = pending[child] - 1
+                        pending[child] = left
+                        if not left:
+                            if kind_of[child] == _JOIN:
+                                resolved.append(child)
+                            else:
+                                at = ready[child]
+                                queue = due.get(at)
+                                if queue is None:
+                                    due[at] = [child << 12]
+                                    push(times, at)
+                                else:
+                                    queue.append(child << 12)
+            del due[t_due]
 
         if any(pending):
             raise RuntimeError("the program's dependencies form a cycle")
