@@ -83,11 +83,12 @@ _DIR_INDEX = {"E": 0, "W": 1, "S": 2, "N": 3}
 _OPPOSITE = {"E": "W", "W": "E", "S": "N", "N": "S"}
 RAMP = "R"
 
-# node kinds of the timing graph: a join (a delivery, or a point with no duration); a
-# compute on a PE; a send injected from memory (done when its tail leaves the source); a
-# leg into a PE stage (done when its head arrives there); a PE stage (rule 5) whose head
-# streams on (done at start + beta); a final stage that adds into memory (done at its end)
-_JOIN, _COMPUTE, _SEND, _LEG, _STAGE, _FINAL_STAGE = range(6)
+# node kinds of the timing graph: a join (a point with no duration); a delivery (a join
+# that also waits for its message's hop); a compute on a PE; a send injected from memory
+# (done when its tail leaves the source); a leg into a PE stage (done when its head
+# arrives there); a PE stage (rule 5) whose head streams on (done at start + beta); a
+# final stage that adds into memory (done at its end)
+_JOIN, _DELIVERY, _COMPUTE, _SEND, _LEG, _STAGE, _FINAL_STAGE = range(7)
 _FLOAT32 = np.dtype(np.float32)
 _CHUNK_NODES = 1 << 15  # nodes recorded in a Python list before they move into numpy
 
@@ -146,8 +147,8 @@ class Mesh:
         # buffer dependencies per core: name -> [last writer node or -1, readers since then...]
         self._buffers: list[dict[str, list[int]]] = [{} for _ in range(cores)]
         # The timing graph, one record per node: kind, core, cycles (a compute's duration
-        # or a message's T), route (a message's index into _route_links, else -1) and the
-        # number of nodes it waits for, which are listed in _deps in node order. Both grow
+        # or a message's T), plan (a message's index into _plans, else -1) and the number
+        # of nodes it waits for, which are listed in _deps in node order. Both grow
         # as flat lists and move into numpy chunks every _CHUNK_NODES nodes: a program has
         # millions of nodes, and every full pass of the cycle collector walks a list.
         self._records: list[float] = []
@@ -155,14 +156,17 @@ class Mesh:
         self._record_chunks: list[np.ndarray] = []
         self._dep_chunks: list[np.ndarray] = []
         self._nodes = 0
-        self._route_links: list[tuple[int, ...]] = []  # the links of each distinct route
-        self._deliver: dict[int, int] = {}  # (message << 12) + hop -> its delivery node
+        # per distinct message plan: the links of its route, and per hop the offset from
+        # the message's node to the delivery at the core that hop reaches (0: none)
+        self._plans: list[tuple[tuple[int, ...], tuple[int, ...]]] = []
         self._label: dict[int, tuple[str, str]] = {}  # (what, tile) of each node, when tracing
         self._executed = False
-        # a route already configured and checked -> (route index, cores on its path)
+        # a route already configured and checked -> (plan index, cores on its path)
         self._configured: dict[tuple, tuple[int, tuple[int, ...]]] = {}
-        # (source, path, color) of a unicast -> (route index, hops, destination core)
-        self._unicast: dict[tuple[int, str, int], tuple[int, int, int]] = {}
+        # (source, path, color) of a unicast -> (plan index, destination core)
+        self._unicast: dict[tuple[int, str, int], tuple[int, int]] = {}
+        # the message whose deliveries are being recorded, and its offsets per hop
+        self._open_message: tuple[int, tuple[int, ...]] = (-1, ())
         # the rules of _rules.py, cached per argument: a program repeats a few sizes
         self._serialization = lru_cache(maxsize=None)(
             lambda n: float(serialization_cycles(spec, n))
@@ -258,16 +262,16 @@ class Mesh:
     # ------------------------------------------------------------- graph nodes
     def _node(
         self, kind: int, idx: int, cycles: float, deps: list[int], label: tuple[str, str],
-        route: int = -1,
+        plan: int = -1,
     ) -> int:
         """A node of the timing graph that waits for the nodes ``deps`` (a delivery also
         waits for its message's hop, counted when the graph runs). A message (``_SEND`` or
-        ``_LEG``) names its ``route``."""
+        ``_LEG``) names its ``plan``."""
         if self._executed:
             raise RuntimeError("this mesh has already run; build a new Mesh for a new program")
         node = self._nodes
         self._nodes = node + 1
-        self._records += (kind, idx, cycles, route, len(deps))
+        self._records += (kind, idx, cycles, plan, len(deps))
         self._deps += deps
         if len(self._records) >= 5 * _CHUNK_NODES:
             self._flush()
@@ -316,39 +320,47 @@ class Mesh:
     def _transmit(
         self, src: Core, src_idx: int, path: str, color: int, n: int,
         deps: list[int], delivered: tuple[int, ...], to_pe: bool, label: tuple[str, str],
+        stride: int = 1,
     ) -> tuple[int, tuple[int, ...]]:
         """Record a pass-through message; returns its node (done = head at the last core)
         and the linear indices of the cores on its path (``src`` first).
 
         ``delivered`` lists the hop numbers (1-based positions on the path) whose core
         receives a copy into memory; ``to_pe`` hands the message to the last core's PE.
-        A route seen before is not configured and checked again.
+        The caller records the deliveries next, in hop order, ``stride`` nodes apart.
         """
-        route_index, cores = self._route_index(src, src_idx, path, color, delivered, to_pe)
+        plan, cores = self._plan(src, src_idx, path, color, delivered, to_pe, stride)
         kind = _LEG if to_pe else _SEND
-        node = self._node(kind, src_idx, self._serialization(n), deps, label, route_index)
+        node = self._node(kind, src_idx, self._serialization(n), deps, label, plan)
+        if delivered:
+            self._open_message = (node, self._plans[plan][1])
         return node, cores
 
-    def _route_index(
+    def _plan(
         self, src: Core, src_idx: int, path: str, color: int, delivered: tuple[int, ...],
-        to_pe: bool,
+        to_pe: bool, stride: int,
     ) -> tuple[int, tuple[int, ...]]:
-        """The index of a route in ``_route_links`` and the cores on its path, configuring
-        and checking it (:meth:`_route`) the first time it is seen."""
-        key = (src_idx, path, color, delivered, to_pe)
-        route = self._configured.get(key)
-        if route is None:
+        """The index in ``_plans`` of a message's route and deliveries (the ``k``-th
+        delivered hop's delivery is ``1 + k * stride`` nodes after the message), and the
+        cores on its path; the route is configured and checked (:meth:`_route`) the first
+        time it is seen."""
+        key = (src_idx, path, color, delivered, to_pe, stride)
+        plan = self._configured.get(key)
+        if plan is None:
             links, cores = self._route(src, path, color, delivered, to_pe)
-            route = self._configured[key] = (len(self._route_links), cores)
-            self._route_links.append(links)
-        return route
+            offsets = [0] * len(path)
+            for k, hop in enumerate(sorted(delivered)):
+                offsets[hop - 1] = 1 + k * stride
+            plan = self._configured[key] = (len(self._plans), cores)
+            self._plans.append((links, tuple(offsets)))
+        return plan
 
     def _route(
         self, src: Core, path: str, color: int, delivered: tuple[int, ...], to_pe: bool
     ) -> tuple[tuple[int, ...], tuple[int, ...]]:
         """Configure (and check, rule 3) the colors of a path; its link ids and core indices."""
         hops = len(path)
-        if not 0 < hops < 4096:
+        if not 0 < hops < 4096:  # the event queue keeps a hop number in 12 bits
             raise SpecError(f"a message path has {hops} hops; allowed 1..4095")
         cores = [self.index(core) for core in self._walk(src, path)]
         links = []
@@ -369,8 +381,13 @@ class Mesh:
     def _delivery(self, transmit: int, hop: int, idx: int, buffer: str, value: np.ndarray) -> int:
         """Store ``value`` in ``buffer`` at ``idx``: the copy that hop ``hop`` of message
         ``transmit`` delivers there; returns the delivery's node."""
-        node = self._node(_JOIN, idx, 0.0, self._write_deps(idx, buffer), ("recv", buffer))
-        self._deliver[(transmit << 12) + hop] = node
+        node = self._node(_DELIVERY, idx, 0.0, self._write_deps(idx, buffer), ("recv", buffer))
+        message, offsets = self._open_message
+        if message != transmit or node != transmit + offsets[hop - 1]:
+            raise RuntimeError(
+                f"delivery of hop {hop} of message node {transmit} recorded as node {node}, "
+                "not where the message's plan puts it"
+            )
         self._buffers[idx][buffer] = [node]  # _did_write
         self._store(idx, buffer, value)
         return node
@@ -481,7 +498,8 @@ class Mesh:
             deps = [start]
         hops = tuple(range(1, len(path) + 1)) if multicast else (len(path),)
         node, cores = self._transmit(
-            src, src_idx, path, color, array.size, deps, hops, False, ("send", buffer)
+            src, src_idx, path, color, array.size, deps, hops, False, ("send", buffer),
+            stride=2 if receive_overhead else 1,
         )
         state.append(node)
         for hop in hops:
@@ -505,7 +523,7 @@ class Mesh:
             raise RuntimeError("this mesh has already run; build a new Mesh for a new program")
         width, height = self.width, self.height
         buffers_of, tiles_of, unicast = self._buffers, self._tiles, self._unicast
-        serialization, deliver = self._serialization, self._deliver
+        serialization = self._serialization
         labels = self._label if self._trace_enabled else None
         for src, buffer, path, color, dst_buffer in sends:
             x, y = src
@@ -516,10 +534,9 @@ class Mesh:
             array = tiles_of[src_idx][buffer]
             route = unicast.get((src_idx, path, color))
             if route is None:
-                hops = (len(path),)
-                route_index, cores = self._route_index(src, src_idx, path, color, hops, False)
-                route = unicast[src_idx, path, color] = (route_index, len(path), cores[-1])
-            route_index, hop, idx = route
+                plan, cores = self._plan(src, src_idx, path, color, (len(path),), False, 1)
+                route = unicast[src_idx, path, color] = (plan, cores[-1])
+            plan, idx = route
             # two nodes, recorded as _node records them: the message, then its delivery
             node = self._nodes
             self._nodes = node + 2
@@ -527,12 +544,11 @@ class Mesh:
             state.append(node)
             waits = self._write_deps(idx, dst_buffer)
             self._records += (
-                _SEND, src_idx, serialization(array.size), route_index, len(reads),
-                _JOIN, idx, 0.0, -1, len(waits),
+                _SEND, src_idx, serialization(array.size), plan, len(reads),
+                _DELIVERY, idx, 0.0, -1, len(waits),
             )
             self._deps += reads
             self._deps += waits
-            deliver[(node << 12) + hop] = node + 1
             buffers_of[idx][dst_buffer] = [node + 1]  # _did_write
             self._store(idx, dst_buffer, array)
             if labels is not None:
@@ -679,15 +695,14 @@ class Mesh:
         kind_of = records[:, 0].astype(np.int64).tolist()
         core_of = records[:, 1].astype(np.int64).tolist()
         length_of = records[:, 2].tolist()
-        route_of = records[:, 3].astype(np.int64).tolist()
-        route_links = self._route_links
+        plan_of = records[:, 3].astype(np.int64).tolist()
+        plans = self._plans
         # dependency edges edge_from[i] -> edge_to[i]
         waits_for = records[:, 4].astype(np.int64)
         edge_from = np.concatenate(self._dep_chunks + [np.array(self._deps, dtype=np.int64)])
         edge_to = np.repeat(np.arange(count), waits_for)
         # dependencies not yet met: the nodes waited for, and a delivery's message hop
-        deliveries = np.fromiter(self._deliver.values(), dtype=np.int64, count=len(self._deliver))
-        pending = (waits_for + np.bincount(deliveries, minlength=count)).tolist()
+        pending = (waits_for + (records[:, 0] == _DELIVERY)).tolist()
         # children of each node, in the order the edges were made: first[n]:first[n + 1]
         order = np.argsort(edge_from, kind="stable")
         child_of = edge_to[order].tolist()
@@ -695,7 +710,6 @@ class Mesh:
         np.cumsum(np.bincount(edge_from, minlength=count), out=first[1:])
         first = first.tolist()
         cores = self.width * self.height
-        deliver_of = self._deliver
         tracing = self._trace_enabled
         ready = [0.0] * count
         pe_free = [0.0] * cores
@@ -728,7 +742,7 @@ class Mesh:
                 if kind == _SEND or kind == _LEG:
                     hop = event & 4095
                     length = length_of[node]
-                    links = route_links[route_of[node]]
+                    links, offsets = plans[plan_of[node]]
                     link = links[hop]
                     free = link_free[link]
                     if free > t:
@@ -746,8 +760,8 @@ class Mesh:
                             resolved.append(node)
                     if tracing:
                         trace.append(TraceEvent("hop", link // 4, t, t + length, link % 4))
-                    delivery = deliver_of.get((node << 12) + hop + 1)
-                    if delivery is not None:
+                    if offsets[hop]:  # the core this hop reaches keeps a copy
+                        delivery = node + offsets[hop]
                         at = head + length
                         where = core_of[delivery]
                         if at > last[where]:
@@ -793,7 +807,7 @@ class Mesh:
                         left = pending[child] - 1
                         pending[child] = left
                         if not left:
-                            if kind_of[child] == _JOIN:
+                            if kind_of[child] <= _DELIVERY:
                                 resolved.append(child)
                             else:
                                 at = ready[child]
