@@ -45,7 +45,12 @@ from them. Time is in cycles (floats), sizes in elements of ``spec.dtype_bytes``
 7. **Buffers.** An operation that reads a tile waits for its last writer; one that writes a
    tile also waits for every read of the previous contents (write-after-read), which is
    why kernels double-buffer explicitly. A send reads its tile until the tail leaves the
-   source (``start + T``); a relay or reduction leg, until its head reaches the next PE.
+   source (``start + T``). A relay or reduction leg reads its tile only until its head
+   reaches the next PE, and a stage that streams on (a reduction's inner core, a relay's
+   intermediate core) is done with the tiles it reads and writes when its outgoing head
+   leaves (``start + beta``), not when its stream ends: both are optimistic, by up to
+   ``T``, for a program that overwrites such a tile, or sends from a relayed copy, before
+   the stream has passed.
 8. **Results.** Every core starts at 0. A core's elapsed time is its last event (a compute
    or stage end, a delivery into its memory, the tail of its own send leaving) plus the
    spec's fixed ``launch_overhead_cycles``. The
@@ -98,9 +103,11 @@ class Segment:
     """One leg of a :meth:`Mesh.relay` or a broadcast of :meth:`Mesh.reduce`: pass-through
     ``path`` on ``color``.
 
-    ``path`` is a string of directions (``"EE"`` = two hops east). With ``deliver_all``
-    every core on the leg also receives a copy (multicast); the last core always hands the
-    message to its PE.
+    ``path`` is a string of directions (``"EE"`` = two hops east). In a relay, the last
+    core of a leg hands the message to its PE (a stage, rule 5), and with ``deliver_all``
+    every core before it on the leg also receives a copy (multicast). A broadcast of
+    :meth:`Mesh.reduce` is a multicast whatever ``deliver_all`` says: every core on the
+    leg, the last included, receives a copy into memory.
     """
 
     path: str
@@ -114,12 +121,15 @@ class Mesh:
     Example:
         >>> import numpy as np
         >>> from plummer.hardware import load_hardware
-        >>> mesh = Mesh(load_hardware("wse3"), 2, 1)
+        >>> spec = load_hardware("wse3")
+        >>> mesh = Mesh(spec, 2, 1)
         >>> mesh.load((0, 0), "x", np.ones(8, dtype=np.float32))
         >>> mesh.send((0, 0), "x", "E", color=0, dst_buffer="y")
         >>> result = mesh.run()
-        >>> result.cycles  # alpha + ceil(8 * 2 / 4) with the preset's alpha = 1
-        5.0
+        >>> # one hop (alpha), T = ceil(8 elements * 4 wire bytes / 4 bytes per cycle) = 8,
+        >>> # and the launch overhead
+        >>> result.cycles == spec.alpha + 8 + spec.launch_overhead_cycles
+        True
     """
 
     def __init__(
