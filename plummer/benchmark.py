@@ -39,7 +39,7 @@ def run_benchmark(spec: HardwareSpec, repeats: int = 3, large: bool = True) -> d
     )
     if large:
         out["executor_meshgemm_64x64_8x8x8_s"] = _median_seconds(
-            lambda: gemm.execute(spec, p=64, q=64, m=512, k=512, n=512), 1
+            lambda: gemm.execute(spec, p=64, q=64, m=512, k=512, n=512), repeats
         )
     if ("allreduce", "ktree") in KERNELS:
         ktree = get_kernel("allreduce", "ktree")
