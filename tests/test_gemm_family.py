@@ -335,3 +335,19 @@ def test_gemm_bulk_checks_agree_with_the_rules(square):
         else:
             with pytest.raises(SpecError):
                 gemm_params("x", PRESET, params, square)
+
+
+@pytest.mark.parametrize("kernel", KERNELS, ids=lambda k: k.name)
+def test_one_configuration_equals_its_element_of_an_array(kernel):
+    """A single configuration runs the formula in plain Python numbers where an array runs
+    it in numpy: the same doubles either way, field by field."""
+    rng = np.random.default_rng(7)
+    p = rng.integers(2, 40, 40)
+    config = {"p": p, "q": p, "m": p * rng.integers(1, 9, p.size),
+              "k": p * rng.integers(1, 9, p.size), "n": p * rng.integers(1, 9, p.size)}
+    whole = kernel.cost(CALIBRATED, **config)
+    for i in range(p.size):
+        one = kernel.cost(CALIBRATED, **{name: int(value[i]) for name, value in config.items()})
+        for key in ("cycles", "compute_cycles", "comm_cycles", "hops", "routing_stages",
+                    "memory_per_core_bytes", "routes_per_core", "mean_core_cycles"):
+            assert float(getattr(one, key)) == getattr(whole, key)[i], (key, i)

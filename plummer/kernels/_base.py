@@ -357,3 +357,28 @@ def require(kernel: str, ok: np.ndarray | bool, field_name: str, value: np.ndarr
 def _first(value: np.ndarray) -> Any:
     flat = np.asarray(value).ravel()
     return flat[0].item() if flat.size else value
+
+
+# numpy's elementwise functions, in plain Python for plain numbers: a closed form written
+# once serves arrays of configurations and single ones, and numpy's scalar arithmetic
+# costs about five times Python's
+def as_float(value: Any) -> Any:
+    """``value`` as float64: a Python float for a number, else a float array."""
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        return float(value)
+    return np.asarray(value, dtype=np.float64)
+
+
+def maximum(a: Any, b: Any) -> Any:
+    """``np.maximum``; ``max`` for two Python floats."""
+    return max(a, b) if type(a) is float and type(b) is float else np.maximum(a, b)
+
+
+def minimum(a: Any, b: Any) -> Any:
+    """``np.minimum``; ``min`` for two Python floats."""
+    return min(a, b) if type(a) is float and type(b) is float else np.minimum(a, b)
+
+
+def floor(a: Any) -> Any:
+    """``np.floor``; ``math.floor`` (as a float) for a Python float."""
+    return float(math.floor(a)) if type(a) is float else np.floor(a)

@@ -25,7 +25,9 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from plummer.hardware import HardwareSpec
-from plummer.kernels._base import Cost, Kernel, KernelRun, blockwise
+from plummer.kernels._base import (
+    Cost, Kernel, KernelRun, as_float, blockwise, floor, maximum, minimum,
+)
 from plummer.kernels._gemm import (
     GEMM_PARAMETERS,
     blocks,
@@ -93,16 +95,16 @@ class MeshGEMM(Kernel):
         window of ``a_I`` edges, ``2 a_I / P``.
         """
         v = gemm_params(self.name, spec, params, square=True)
-        p = np.float64(v["p"])  # an array, or a number for one configuration
+        p, m, k, n = (as_float(v[name]) for name in ("p", "m", "k", "n"))  # arrays or numbers
         inverse = 1.0 / p
-        mt, kt, nt = v["m"] / p, v["k"] / p, v["n"] / p  # exact: sizes divide p
+        mt, kt, nt = m / p, k / p, n / p  # exact: sizes divide p
         mk, kn = mt * kt, kt * nt
         t_a = serialization_cycles(spec, mk)
         shifts = p - 1  # steps after the first, each overlapping a shift
-        hops = np.minimum(shifts, 2.0)  # ring edges: one hop on a 2-core line
+        hops = minimum(shifts, 2.0)  # ring edges: one hop on a 2-core line
         step_c = spec.step_overhead_cycles + compute_cycles(spec, mk * nt, kt, kn)
-        step = np.maximum(step_c, hops * spec.alpha + serialization_cycles(spec, np.maximum(mk, kn)))
-        steps_align = np.floor(p * 0.5)
+        step = maximum(step_c, hops * spec.alpha + serialization_cycles(spec, maximum(mk, kn)))
+        steps_align = floor(p * 0.5)
         hops_align = shifts  # 2 floor(P/2), less 1 for even P: P - 1
         per_align_step = 2 * spec.message_overhead_cycles + t_a
         align = steps_align * per_align_step + spec.alpha * hops_align
@@ -112,7 +114,7 @@ class MeshGEMM(Kernel):
         # meshgemm_routes(p) is 6 for p = 2, 8 for p = 3 and 9 for every p >= 4 (3 colors per
         # ring direction at a core): min(2p + 2, 9); the tests check this against the exact
         # count and the executor
-        routes = np.minimum(2 * p + 2, 9.0)
+        routes = minimum(2 * p + 2, 9.0)
         return Cost.make(
             spec,
             cycles=spec.launch_overhead_cycles + align + body,

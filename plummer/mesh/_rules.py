@@ -6,16 +6,22 @@ call these functions, vectorised with numpy. Units: cycles, elements, bytes.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numpy.typing import ArrayLike
 
 from plummer.hardware import HardwareSpec
 
 
-def serialization_cycles(spec: HardwareSpec, elements: ArrayLike) -> np.ndarray:
+def serialization_cycles(spec: HardwareSpec, elements: ArrayLike) -> np.ndarray | float:
     """Cycles a message of ``elements`` (a number or a numpy array) occupies each link:
-    ``ceil(n * wire_bytes_per_element / link_bytes_per_cycle)``."""
-    return np.ceil(elements * (spec.wire_bytes_per_element / spec.link_bytes_per_cycle))
+    ``ceil(n * wire_bytes_per_element / link_bytes_per_cycle)``; a Python float for a
+    Python number."""
+    cycles = elements * (spec.wire_bytes_per_element / spec.link_bytes_per_cycle)
+    if type(cycles) is float:  # one plain number: numpy's scalar arithmetic is slower
+        return float(math.ceil(cycles))
+    return np.ceil(cycles)
 
 
 def compute_cycles(
