@@ -3,7 +3,6 @@ memory, the wrap-around's cost and bad inputs."""
 
 from __future__ import annotations
 
-import time
 from itertools import pairwise
 
 import numpy as np
@@ -172,9 +171,10 @@ def test_cannon_formula_equals_the_executor_where_its_condition_holds(spec):
     assert tested >= 20
 
 
-def test_cannon_condition_holds_for_llm_configurations_and_is_fast():
+def test_cannon_condition_holds_for_llm_configurations():
     """P = 660 with tiles 4..32: the condition holds except for the smallest ``Kt Nt`` (the
-    wrap-around's wave then makes the B tiles wait); 10^5 such configurations cost little."""
+    wrap-around's wave then makes the B tiles wait), so 10^5 such configurations evaluate
+    in closed form, at numpy speed."""
     t = np.arange(4, 33)
     mt, kt, nt = np.meshgrid(t, t, t, indexing="ij")
     exact = cannon_compute_bound(PRESET, np.full(mt.shape, 660), mt, kt, nt)[0]
@@ -184,11 +184,8 @@ def test_cannon_condition_holds_for_llm_configurations_and_is_fast():
     mt, kt, nt = rng.integers(4, 33, (3, p.size))
     kt, nt = np.maximum(kt, 12), np.maximum(nt, 12)
     assert cannon_compute_bound(PRESET, p, mt, kt, nt)[0].all()
-    start = time.perf_counter()
     cost = Cannon().cost(PRESET, p=p, q=p, m=p * mt, k=p * kt, n=p * nt)
-    elapsed = time.perf_counter() - start
-    print(f"cannon: {p.size} configurations, P in 100..750, in {elapsed:.3f} s")
-    assert cost.cycles.shape == p.shape and elapsed < 10.0
+    assert cost.cycles.shape == p.shape and np.all(cost.cycles > cost.compute_cycles)
 
 
 @pytest.mark.parametrize("stress", [False, True], ids=["typical", "stress"])
@@ -239,9 +236,9 @@ def test_gemmts_critical_path_has_3p_minus_4_hops_and_4p_minus_7_stages():
         assert _slope(GEMMT(), PRESET, config, "beta") == pytest.approx(4 * p - 7, abs=1e-3)
 
 
-def test_gemmt_condition_holds_for_llm_configurations_and_is_fast():
+def test_gemmt_condition_holds_for_llm_configurations():
     """Q.K^T on WSE-3: P = 360..750 with tiles 4..32, the condition holds everywhere; 10^5
-    such configurations cost little."""
+    such configurations evaluate in closed form, at numpy speed."""
     t = np.arange(4, 33)
     mt, kt, nt = np.meshgrid(t, t, t, indexing="ij")
     for p in (360, 660, 750):
@@ -250,8 +247,5 @@ def test_gemmt_condition_holds_for_llm_configurations_and_is_fast():
     p = rng.integers(360, 751, 100_000)
     mt, kt, nt = rng.integers(4, 33, (3, p.size))
     assert gemmt_compute_bound(PRESET, p, mt, kt, nt)[0].all()
-    start = time.perf_counter()
     cost = GEMMT().cost(PRESET, p=p, q=p, m=p * mt, k=p * kt, n=p * nt)
-    elapsed = time.perf_counter() - start
-    print(f"gemm-t: {p.size} configurations, P in 360..750, in {elapsed:.3f} s")
-    assert cost.cycles.shape == p.shape and elapsed < 10.0
+    assert cost.cycles.shape == p.shape and np.all(cost.cycles > cost.compute_cycles)

