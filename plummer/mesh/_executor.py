@@ -685,8 +685,8 @@ class Mesh:
         if self._executed:
             raise RuntimeError("this mesh has already run")
         self._executed = True
-        # the loop allocates millions of short-lived tuples and holds no cycles: the
-        # cycle collector would only rescan the graph, so it pauses until the loop ends
+        # timing allocates millions of short-lived objects and makes no reference cycles:
+        # the cycle collector would only rescan the graph, so it pauses until the end
         collecting = gc.isenabled()
         gc.disable()
         try:
@@ -696,6 +696,7 @@ class Mesh:
                 gc.enable()
 
     def _time_graph(self) -> ExecutionResult:
+        """The event loop of :meth:`run`: rules 4-8 applied to the recorded nodes."""
         spec = self.spec
         alpha, beta = spec.alpha, spec.beta
         count = self._nodes
