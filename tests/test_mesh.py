@@ -376,6 +376,56 @@ def test_reduce_chain_of_three_cores():
     np.testing.assert_array_equal(result.tile((2, 0), "sum"), tile(8, 111))
 
 
+def test_a_reduction_leaf_holds_its_tile_until_the_tail_leaves():
+    mesh = Mesh(make_spec(), 2, 1)
+    mesh.load((0, 0), "x", tile(20))
+    mesh.load((1, 0), "x", tile(20))
+    mesh.load((1, 0), "y", tile(2))
+    mesh.reduce("x", [((0, 0), "E", 0)], (1, 0), "sum")
+    mesh.send((1, 0), "y", "W", 1, "x")  # overwrites the leaf's tile
+    mesh.compute((0, 0), ["x"], "z", double, fmas=20)  # 10 cycles
+    result = mesh.run()
+    # the leaf streams x over [0, 20) (its head is at the root at 3); y arrives at
+    # 3 + 2 = 5 but lands when the tail has left, at 20 (rule 7); the compute runs [20, 30)
+    assert at(result, (0, 0)) == 30
+    # the root: final stage [3, 3 + 7 + 20 = 30)
+    assert at(result, (1, 0)) == 30
+
+
+def test_a_streaming_stage_holds_its_tile_until_the_stream_ends():
+    mesh = Mesh(make_spec(), 3, 2)
+    for x in range(3):
+        mesh.load((x, 0), "x", tile(8))
+    mesh.load((1, 1), "y", tile(2))
+    mesh.reduce("x", [((0, 0), "E", 0), ((1, 0), "E", 1)], (2, 0), "sum")
+    mesh.send((1, 1), "y", "N", 2, "x")  # overwrites the inner core's tile
+    mesh.send((1, 0), "x", "S", 3, "z")  # sends what landed
+    result = mesh.run()
+    # (1,0)'s stage starts at 3, its head leaves at 10, its stream ends at 3 + 7 + 8 = 18;
+    # y arrives at 5 and lands at 18; sent on at 18, it reaches (1,1) at 18 + 3 + 2 = 23
+    assert at(result, (1, 1)) == 23
+    assert at(result, (2, 0)) == 28  # the root's final stage [13, 28), as without the sends
+
+
+def test_a_relayed_copy_is_whole_when_the_stream_ends():
+    mesh = Mesh(make_spec(), 3, 2)
+    mesh.load((0, 0), "x", tile(8))
+    mesh.load((0, 1), "y", tile(2))
+    mesh.relay((0, 0), "x", [Segment("E", 0), Segment("E", 1)], "copy")
+    mesh.send((1, 0), "copy", "S", 2, "z")  # from the intermediate core's copy
+    mesh.send((0, 1), "y", "N", 3, "x")  # overwrites the source tile
+    mesh.send((0, 0), "x", "S", 4, "w")  # sends what landed
+    result = mesh.run()
+    # (1,0)'s stage [3, 18) streams the copy on from 10 and holds it whole at 18: the send
+    # from it reaches (1,1) at 18 + 3 + 8 = 29
+    assert at(result, (1, 1)) == 29
+    # the source streams x over [0, 8); y arrives at 5 and lands at 8; sent on at 8, it
+    # reaches (0,1) at 8 + 3 + 2 = 13
+    assert at(result, (0, 1)) == 13
+    # the last core: leg 2's head at 10 + 3 = 13, final stage [13, 28)
+    assert at(result, (2, 0)) == 28
+
+
 def test_reduce_then_broadcast_pays_T_once():
     mesh = Mesh(make_spec(), 5, 1)
     for x in range(5):

@@ -105,7 +105,7 @@ def _gemmt_timing(
         start = choose(x < root, from_e, choose(x > root, from_w, latest(from_e, from_w)))
         leaf = ((x == 0) & (root != 0)) | ((x == p - 1) & (root != p - 1))
         stage_end = delay(start, beta + t, 0.0, 1.0)
-        ready = choose(leaf, delay(leg, alpha, 1.0), stage_end)  # the partial's buffer is free
+        ready = choose(leaf, delay(leg, t), stage_end)  # the partial's buffer is free
         last = choose(leaf, delay(leg, t), stage_end)
         leg = choose(leaf, leg, never(shape))
         if step == p - 1:
@@ -131,39 +131,43 @@ def gemmt_compute_bound(
     With ``w = beta + T`` (a stage), ``u = alpha + beta`` (a chain hop) and no tile
     waiting, subtract ``(s + 1) c`` from step s: row I is then a c-free longest path problem
     over nodes (s, x), core x's stage start (a leaf's: its product end). Edges: to (s + 1,
-    x), ``w`` from a stage or root, ``alpha`` from a leaf; to the next core towards the root
-    ``r_s = (I - s) mod P``, ``u`` from a stage, ``alpha`` from a leaf; every (0, x) starts
-    at 0 and core x ends ``w`` after (P - 1, x) (``T`` at a leaf). Every path has P - 1
-    step edges and ``alpha < w``, ``alpha <= u``, so the longest has the most hops and the
-    fewest leaf edges. The root moves one core west per step and wraps once, from 0 (step
-    I) to P - 1, so the best path reaches column 0 at step I after ``K = max(P - 1, 2I)``
-    hops (from P - 1 straight west, or from 0 east to the root I, then back west with it),
-    then in step I + 1 goes east to x (x <= I), or to P - 1 and back west with the root to
-    x (x > I); a leaf column (not the last root) is reached as a root and held. So with
-    ``E(I, x) = P c + F`` (a first hop from a leaf is ``alpha``, not ``u``):
+    x), ``w`` from a stage or root, ``T`` from a leaf (its partial's buffer is free when
+    its leg's tail has left); to the next core towards the root ``r_s = (I - s) mod P``,
+    ``u`` from a stage, ``alpha`` from a leaf; every (0, x) starts at 0 and core x ends
+    ``w`` after (P - 1, x) (``T`` at a leaf). Every path has P - 1 step edges and ``T <
+    w``, ``alpha <= u``, so the longest has the most hops and the fewest leaf edges. The
+    root moves one core west per step and wraps once, from 0 (step I) to P - 1, so the
+    best path reaches column 0 at step I after ``K = max(P - 1, 2I)`` hops (from P - 1
+    straight west, or from 0 east to the root I, then back west with it), then in step
+    I + 1 goes east to x (x <= I), or to P - 1 and back west with the root to x (x > I); a
+    leaf column (not the last root) is reached as a root and held. So with ``E(I, x) = P c
+    + F`` (a first hop from a leaf is ``alpha``, not ``u``):
 
     - ``1 <= x <= I <= P - 2``: ``F = P w + (K + x - 2) u + 2 alpha``;
     - ``I < x <= P - 2``: ``F = P w + (K + 2P - 5 - x) u + 3 alpha``;
-    - ``x = 0, I <= P - 2``: ``F = (I + 1) w + (P - 1 - I) alpha + (K - 1) u + T``;
-    - ``x = P - 1``: ``F = (I + 2) w + (P - 1 - I) alpha + (K + P - 3) u + T`` (I <= P - 3),
-      ``P w + (K + P - 3) u + 2 alpha`` (I = P - 2);
-    - ``I = P - 1``: ``F = P w + (2P - 4 - x) u + 2 alpha`` (x <= P - 2), ``w + (P - 1)
-      alpha + (P - 2) u + T`` (x = P - 1).
+    - ``x = 0, I <= P - 2``: ``F = (I + 1) w + (P - 2 - I) T + alpha + (K - 1) u + T``;
+    - ``x = P - 1``: ``F = (I + 2) w + (P - 3 - I) T + 2 alpha + (K + P - 3) u + T`` (I <=
+      P - 3), ``P w + (K + P - 3) u + 2 alpha`` (I = P - 2);
+    - ``I = P - 1``: ``F = P w + (2P - 4 - x) u + 2 alpha`` (x <= P - 2), ``w + (P - 2) T
+      + alpha + (P - 2) u + T`` (x = P - 1).
 
     The latest core is (0, 1): ``end = P c + P w + (3P - 7) u + 3 alpha``, ``3P - 4`` hops,
     ``4P - 7`` stages (every other core is at least ``alpha`` earlier). Summing the table,
     with ``sum_{I <= P-2} K = (P - 1)(P - 1 + m) - m (m + 1)``, ``m = floor((P - 1) / 2)``:
     ``P^2 (mean - P c) = (P^3 - P^2 + P) w + ((5P^3 - 18P^2 + 13P - 6) / 6 + P sum K) u
-    + (7P^2 - 11P + 6) / 2 alpha + (2P - 2) T``.
+    + ((7P^2 - 11P + 6) / 2 - (P - 1)(P - 2)) alpha + (P^2 - P) T``, where ``(P - 1)(P -
+    2)`` leaf step edges weigh ``T`` and the ``2P - 2`` leaf cores end ``T`` after their
+    last product.
 
-    Condition: ``P >= 3``; ``w > alpha`` (strict: a tie would change the counts); a leaf's
-    link is free for its next leg, ``c + alpha >= T``; and B never waits, ``c > alpha +
-    T_B``: by induction a core's B send starts by its product's (sends are ``T_B <= c``
-    apart), and row I's roots are row I - 1's preceded by I, so its step s + 1 is row I -
-    1's step s after one more step, which adds ``>= alpha`` to every offset (the steps are
-    monotone, additively homogeneous max-plus maps): B (``<= 2`` hops) arrives by ``E_s(I -
-    1) - c + 2 alpha + T_B < E_{s+1}(I) - c``, before the product starts. Sufficient, not
-    necessary; it holds on every WSE-3 configuration with tiles 4..32.
+    Condition: ``P >= 3``; ``w > alpha`` (strict: a tie would change the counts); and B
+    never waits, ``c > alpha + T_B`` (a leaf's link is always free for its next leg: its
+    next product starts after the last leg's tail left). By induction a core's B send
+    starts by its product's (sends are ``T_B <= c`` apart), and row I's roots are row
+    I - 1's preceded by I, so its step s + 1 is row I - 1's step s after one more step,
+    which adds ``>= alpha`` to every offset (the steps are monotone, additively
+    homogeneous max-plus maps): B (``<= 2`` hops) arrives by ``E_s(I - 1) - c + 2 alpha +
+    T_B < E_{s+1}(I) - c``, before the product starts. Sufficient, not necessary; it holds
+    on every WSE-3 configuration with tiles 4..32.
     """
     p = np.asarray(p, dtype=float)
     mt, kt, nt = (np.asarray(x, dtype=float) for x in (mt, kt, nt))
@@ -171,12 +175,12 @@ def gemmt_compute_bound(
     c = spec.step_overhead_cycles + compute_cycles(spec, mt * kt * nt, kt, kt * nt)
     t, t_b = serialization_cycles(spec, mt * nt), serialization_cycles(spec, kt * nt)
     w, u = beta + t, alpha + beta
-    exact = (p >= 3) & (w > alpha) & (c + alpha >= t) & (c > alpha + t_b)
+    exact = (p >= 3) & (w > alpha) & (c > alpha + t_b)
     end = p * c + p * w + (3 * p - 7) * u + 3 * alpha
     m = np.floor((p - 1) / 2)
     sum_k = (p - 1) * (p - 1 + m) - m * (m + 1)
     total = ((p**3 - p**2 + p) * w + ((5 * p**3 - 18 * p**2 + 13 * p - 6) / 6 + p * sum_k) * u
-             + (7 * p**2 - 11 * p + 6) / 2 * alpha + (2 * p - 2) * t)
+             + ((7 * p**2 - 11 * p + 6) / 2 - (p - 1) * (p - 2)) * alpha + (p**2 - p) * t)
     return exact, end, p * c + total / p**2, 3 * p - 4, 4 * p - 7
 
 
@@ -206,7 +210,7 @@ class GEMMT(Kernel):
           S(x) + beta`` (``H = L`` at the leaf), the west chain alike, and the root takes
           both (rule 5): a prefix recurrence along the row, both ways;
         - the partial's buffer is free at ``R = S + beta + T`` after a stage (the PE
-          streams the sum) and at ``L + alpha`` at a leaf (its leg's head at the next PE);
+          streams the sum) and at ``L + T`` at a leaf (its leg's tail has left, rule 7);
           a core's last event is the stage's end, or its leaf leg's tail ``L + T``;
         - B: ``s = max(B_s, s_prev + T_B)`` and ``B_{s+1}(I) = max(s(I - 1) + h alpha +
           T_B, E_{s-1}, s_prev + T_B)`` over the ring edge of ``h`` hops (the buffer is read

@@ -44,13 +44,11 @@ from them. Time is in cycles (floats), sizes in elements of ``spec.dtype_bytes``
    The PE serves its work in the order it becomes ready (ties as for links).
 7. **Buffers.** An operation that reads a tile waits for its last writer; one that writes a
    tile also waits for every read of the previous contents (write-after-read), which is
-   why kernels double-buffer explicitly. A send reads its tile until the tail leaves the
-   source (``start + T``). A relay or reduction leg reads its tile only until its head
-   reaches the next PE, and a stage that streams on (a reduction's inner core, a relay's
-   intermediate core) is done with the tiles it reads and writes when its outgoing head
-   leaves (``start + beta``), not when its stream ends: both are optimistic, by up to
-   ``T``, for a program that overwrites such a tile, or sends from a relayed copy, before
-   the stream has passed.
+   why kernels double-buffer explicitly. A message streamed from memory (a send, a
+   relay's first leg, a reduction leaf's leg) reads its tile until its tail leaves the
+   source (``start + T``). A stage (rule 5) reads its tile, and writes a relayed copy or
+   a broadcast root's sum, until its stream ends (``start + beta + T``), although its
+   head moves on at ``start + beta``.
 8. **Results.** Every core starts at 0. A core's elapsed time is its last event (a compute
    or stage end, a delivery into its memory, the tail of its own send leaving) plus the
    spec's fixed ``launch_overhead_cycles``. The
@@ -89,11 +87,13 @@ _OPPOSITE = {"E": "W", "W": "E", "S": "N", "N": "S"}
 RAMP = "R"
 
 # node kinds of the timing graph: a join (a point with no duration); a delivery (a join
-# that also waits for its message's hop); a compute on a PE; a send injected from memory
-# (done when its tail leaves the source); a leg into a PE stage (done when its head
-# arrives there); a PE stage (rule 5) whose head streams on (done at start + beta); a
-# final stage that adds into memory (done at its end)
-_JOIN, _DELIVERY, _COMPUTE, _SEND, _LEG, _STAGE, _FINAL_STAGE = range(7)
+# that also waits for its message: the copy at a core on its path, or the release of the
+# source tile when the tail leaves); a tail (done its cycles after what it waits for: a
+# streaming stage's last element); a compute on a PE; a send injected from memory (done
+# when its tail leaves the source); a leg into a PE stage (done when its head arrives
+# there); a PE stage (rule 5) whose head streams on (done at start + beta); a final stage
+# that adds into memory (done at its end). Joins, deliveries and tails hold no resource.
+_JOIN, _DELIVERY, _TAIL, _COMPUTE, _SEND, _LEG, _STAGE, _FINAL_STAGE = range(8)
 _FLOAT32 = np.dtype(np.float32)
 _CHUNK_NODES = 1 << 15  # nodes recorded in a Python list before they move into numpy
 
@@ -166,9 +166,10 @@ class Mesh:
         self._record_chunks: list[np.ndarray] = []
         self._dep_chunks: list[np.ndarray] = []
         self._nodes = 0
-        # per distinct message plan: the links of its route, and per hop the offset from
-        # the message's node to the delivery at the core that hop reaches (0: none)
-        self._plans: list[tuple[tuple[int, ...], tuple[int, ...]]] = []
+        # per distinct message plan: the links of its route, per hop the offset from the
+        # message's node to the delivery at the core that hop reaches (0: none), and the
+        # offset to the release of its source tile when the tail leaves (0: none)
+        self._plans: list[tuple[tuple[int, ...], tuple[int, ...], int]] = []
         self._label: dict[int, tuple[str, str]] = {}  # (what, tile) of each node, when tracing
         self._executed = False
         # a route already configured and checked -> (plan index, cores on its path)
@@ -330,39 +331,45 @@ class Mesh:
     def _transmit(
         self, src: Core, src_idx: int, path: str, color: int, n: int,
         deps: list[int], delivered: tuple[int, ...], to_pe: bool, label: tuple[str, str],
-        stride: int = 1,
-    ) -> tuple[int, tuple[int, ...]]:
-        """Record a pass-through message; returns its node (done = head at the last core)
-        and the linear indices of the cores on its path (``src`` first).
+        stride: int = 1, from_memory: bool = False,
+    ) -> tuple[int, tuple[int, ...], int]:
+        """Record a pass-through message; returns its node (done = head at the last core
+        for a leg into a PE, ``to_pe``, else when its tail leaves the source), the linear
+        indices of the cores on its path (``src`` first) and, for a leg ``from_memory``,
+        the node that releases its source tile when the tail leaves (else -1).
 
         ``delivered`` lists the hop numbers (1-based positions on the path) whose core
-        receives a copy into memory; ``to_pe`` hands the message to the last core's PE.
-        The caller records the deliveries next, in hop order, ``stride`` nodes apart.
+        receives a copy into memory; the caller records the deliveries next, in hop order,
+        ``stride`` nodes apart.
         """
-        plan, cores = self._plan(src, src_idx, path, color, delivered, to_pe, stride)
+        release = to_pe and from_memory
+        plan, cores = self._plan(src, src_idx, path, color, delivered, to_pe, stride, release)
         kind = _LEG if to_pe else _SEND
         node = self._node(kind, src_idx, self._serialization(n), deps, label, plan)
+        released = -1
+        if release:
+            released = self._node(_DELIVERY, src_idx, 0.0, [], ("release", label[1]))
         if delivered:
             self._open_message = (node, self._plans[plan][1])
-        return node, cores
+        return node, cores, released
 
     def _plan(
         self, src: Core, src_idx: int, path: str, color: int, delivered: tuple[int, ...],
-        to_pe: bool, stride: int,
+        to_pe: bool, stride: int, release: bool = False,
     ) -> tuple[int, tuple[int, ...]]:
-        """The index in ``_plans`` of a message's route and deliveries (the ``k``-th
-        delivered hop's delivery is ``1 + k * stride`` nodes after the message), and the
-        cores on its path; the route is configured and checked (:meth:`_route`) the first
-        time it is seen."""
-        key = (src_idx, path, color, delivered, to_pe, stride)
+        """The index in ``_plans`` of a message's route, release and deliveries (the
+        release is the node after the message; the ``k``-th delivered hop's delivery comes
+        ``k * stride`` nodes after that, or after the message), and the cores on its path;
+        the route is configured and checked (:meth:`_route`) the first time it is seen."""
+        key = (src_idx, path, color, delivered, to_pe, stride, release)
         plan = self._configured.get(key)
         if plan is None:
             links, cores = self._route(src, path, color, delivered, to_pe)
             offsets = [0] * len(path)
             for k, hop in enumerate(sorted(delivered)):
-                offsets[hop - 1] = 1 + k * stride
+                offsets[hop - 1] = 1 + release + k * stride
             plan = self._configured[key] = (len(self._plans), cores)
-            self._plans.append((links, tuple(offsets)))
+            self._plans.append((links, tuple(offsets), int(release)))
         return plan
 
     def _route(
@@ -507,7 +514,7 @@ class Mesh:
             state.append(start)
             deps = [start]
         hops = tuple(range(1, len(path) + 1)) if multicast else (len(path),)
-        node, cores = self._transmit(
+        node, cores, _ = self._transmit(
             src, src_idx, path, color, array.size, deps, hops, False, ("send", buffer),
             stride=2 if receive_overhead else 1,
         )
@@ -578,27 +585,30 @@ class Mesh:
         deps = self._read_deps(src_idx, buffer)
         value = self._tiles[src_idx][buffer]
         t_cycles = self._serialization(value.size)
-        reader: tuple[int, str] | None = (src_idx, buffer)
         here = src
         for number, segment in enumerate(segments):
             hops = tuple(range(1, len(segment.path))) if segment.deliver_all else ()
-            node, cores = self._transmit(
+            node, cores, released = self._transmit(
                 here, self.index(here), segment.path, segment.color, value.size, deps, hops,
-                True, ("relay leg", buffer),
+                True, ("relay leg", buffer), from_memory=number == 0,
             )
-            if reader is not None:
-                self._did_read(*reader, node)
-                reader = None
+            if number == 0:  # the source streams its tile from memory
+                self._did_read(src_idx, buffer, released)
             for hop in hops:
                 self._delivery(node, hop, cores[hop], dst_buffer, value)
             idx = cores[-1]
             here = self._core_at(idx)
+            last = number == len(segments) - 1
             stage = self._node(
-                _FINAL_STAGE if number == len(segments) - 1 else _STAGE,
+                _FINAL_STAGE if last else _STAGE,
                 idx, t_cycles, [node] + self._write_deps(idx, dst_buffer), ("relay", buffer),
             )
             self._store(idx, dst_buffer, value)
-            self._did_write(idx, dst_buffer, stage)
+            # the copy is whole when the stage's stream ends (a final stage ends there)
+            copy = stage
+            if not last:
+                copy = self._node(_TAIL, idx, t_cycles, [stage], ("copied", buffer))
+            self._did_write(idx, dst_buffer, copy)
             deps = [stage]
 
     def reduce(
@@ -635,44 +645,50 @@ class Mesh:
         n = self._tiles[root_idx][local].size
         t_cycles = self._serialization(n)
 
-        def visit(idx: int) -> tuple[int | None, np.ndarray]:
-            """Node whose completion is the head of ``idx``'s outgoing sum, and the sum."""
+        def visit(idx: int) -> tuple[int | None, int | None, np.ndarray]:
+            """The node whose completion is the head of ``idx``'s outgoing sum, the node
+            done when its stream ends, and the sum (None, None for a leaf)."""
             deps = self._read_deps(idx, local)
             value = self._tiles[idx][local]
             for child_idx, path, color in children.get(idx, []):
-                head, child_value = visit(child_idx)
-                leg, _ = self._transmit(
+                head, _, child_value = visit(child_idx)
+                leaf = head is None
+                leg, _, released = self._transmit(
                     self._core_at(child_idx), child_idx, path, color, n,
-                    [head] if head is not None else self._read_deps(child_idx, local),
-                    (), True, ("reduce", local),
+                    self._read_deps(child_idx, local) if leaf else [head],
+                    (), True, ("reduce", local), from_memory=leaf,
                 )
-                if head is None:
-                    self._did_read(child_idx, local, leg)
+                if leaf:  # a leaf streams its tile from memory
+                    self._did_read(child_idx, local, released)
                 deps.append(leg)
                 value = value + child_value
             if not children.get(idx):
-                return None, value
+                return None, None, value
             final = idx == root_idx and not broadcast
             if idx == root_idx:
                 deps += self._write_deps(idx, dst_buffer)
             stage = self._node(
                 _FINAL_STAGE if final else _STAGE, idx, t_cycles, deps, ("reduce", local)
             )
-            self._did_read(idx, local, stage)
-            return stage, value
+            # the stage reads its tile as it streams the sum on (a final stage ends there)
+            end = stage
+            if not final:
+                end = self._node(_TAIL, idx, t_cycles, [stage], ("summed", local))
+            self._did_read(idx, local, end)
+            return stage, end, value
 
-        head, total = visit(root_idx)
+        head, end, total = visit(root_idx)
         if head is None:  # a tree of one core: the root's own tile is the sum
-            head = self._node(
+            head = end = self._node(
                 _JOIN, root_idx, 0.0,
                 self._read_deps(root_idx, local) + self._write_deps(root_idx, dst_buffer),
                 ("reduce", local),
             )
         self._store(root_idx, dst_buffer, total)
-        self._did_write(root_idx, dst_buffer, head)
+        self._did_write(root_idx, dst_buffer, end)
         for segment in broadcast:
             hops = tuple(range(1, len(segment.path) + 1))
-            node, cores = self._transmit(
+            node, cores, _ = self._transmit(
                 root, root_idx, segment.path, segment.color, n, [head], hops, False,
                 ("broadcast", dst_buffer),
             )
@@ -753,7 +769,7 @@ class Mesh:
                 if kind == _SEND or kind == _LEG:
                     hop = event & 4095
                     length = length_of[node]
-                    links, offsets = plans[plan_of[node]]
+                    links, offsets, release = plans[plan_of[node]]
                     link = links[hop]
                     free = link_free[link]
                     if free > t:
@@ -769,6 +785,12 @@ class Mesh:
                         if kind == _SEND:  # its buffer is free once the tail leaves
                             ready[node] = t + length
                             resolved.append(node)
+                        elif release:  # so is the tile a leg streams from memory
+                            released = node + release
+                            ready[released] = t + length
+                            pending[released] -= 1
+                            if pending[released] == 0:
+                                resolved.append(released)
                     if tracing:
                         trace.append(TraceEvent("hop", link // 4, t, t + length, link % 4))
                     if offsets[hop]:  # the core this hop reaches keeps a copy
@@ -818,7 +840,9 @@ class Mesh:
                         left = pending[child] - 1
                         pending[child] = left
                         if not left:
-                            if kind_of[child] <= _DELIVERY:
+                            if kind_of[child] <= _TAIL:  # holds no resource: done now
+                                if kind_of[child] == _TAIL:
+                                    ready[child] += length_of[child]
                                 resolved.append(child)
                             else:
                                 at = ready[child]
