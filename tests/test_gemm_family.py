@@ -12,8 +12,8 @@ import pytest
 
 from plummer.errors import CoreMemoryError, RoutingError, SpecError
 from plummer.hardware import load_hardware
-from plummer.kernels.meshgemm import MeshGEMM, meshgemm_routes
 from plummer.kernels._maxplus import per_mesh
+from plummer.kernels.meshgemm import MeshGEMM, meshgemm_routes
 from plummer.kernels.summa import SUMMA, SUMMARelay, _relay_finish, summa_relay_compute_bound
 
 PRESET = load_hardware("wse3")

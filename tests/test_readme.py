@@ -18,7 +18,7 @@ def _examples() -> list[tuple[str, str]]:
     """(command, printed output) of every ``$ plummer ...`` line in a fenced block that is
     followed by its output."""
     examples = []
-    for block in re.findall(r"```\n(.*?)```", README.read_text(), flags=re.S):
+    for block in re.findall(r"```\n(.*?)```", README.read_text(), flags=re.DOTALL):
         lines = block.splitlines()
         if lines and lines[0].startswith("$ plummer ") and len(lines) > 1:
             examples.append((lines[0][2:], "\n".join(lines[1:])))

@@ -43,7 +43,6 @@ from plummer.kernels._gemm import (
     random_operands,
     scalar_params,
 )
-from plummer.kernels._ring import edge_color, interleave_ring, ring_edge
 from plummer.kernels._maxplus import (
     Path,
     delay,
@@ -53,6 +52,7 @@ from plummer.kernels._maxplus import (
     never,
     summarise,
 )
+from plummer.kernels._ring import edge_color, interleave_ring, ring_edge
 from plummer.mesh import Mesh, compute_cycles, serialization_cycles
 
 #: Color bases: the row reductions (4 colors) and the B ring along the columns (6 colors).

@@ -18,7 +18,7 @@ Program, on a P x P mesh, logical core (I, J) at physical (ring[J], ring[I]):
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -26,7 +26,14 @@ from numpy.typing import ArrayLike
 
 from plummer.hardware import HardwareSpec
 from plummer.kernels._base import (
-    Cost, Kernel, KernelRun, as_float, blockwise, floor, maximum, minimum,
+    Cost,
+    Kernel,
+    KernelRun,
+    as_float,
+    blockwise,
+    floor,
+    maximum,
+    minimum,
 )
 from plummer.kernels._gemm import (
     GEMM_PARAMETERS,
@@ -50,7 +57,7 @@ def _path(src: int, dst: int, plus: str, minus: str) -> str:
     return plus * (dst - src) if dst > src else minus * (src - dst)
 
 
-@lru_cache(maxsize=None)
+@cache
 def meshgemm_routes(p: int) -> int:
     """Most distinct colors any core of a ``p`` x ``p`` MeshGEMM configures (exact, O(p))."""
     ring = interleave_ring(p)

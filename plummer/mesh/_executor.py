@@ -67,9 +67,9 @@ from __future__ import annotations
 import gc
 import heapq
 import math
-from functools import lru_cache
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
