@@ -6,8 +6,8 @@
 from __future__ import annotations
 
 from plummer.errors import SpecError
-from plummer.kernels._base import COST_KEYS, Cost, Kernel, KernelRun
 from plummer.kernels import allreduce, broadcast, gemv, shift
+from plummer.kernels._base import COST_KEYS, Cost, Kernel, KernelRun
 from plummer.kernels.cannon import Cannon
 from plummer.kernels.gemmt import GEMMT
 from plummer.kernels.meshgemm import MeshGEMM

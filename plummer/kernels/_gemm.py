@@ -1,4 +1,5 @@
-"""What the GEMM family shares: parameter checks, tiling and random operands.
+"""What the GEMM family shares: a kernel base with its parameter checks, the cost of a
+kernel timed by a max-plus recurrence, tiling and random operands.
 
 Notation (DESIGN.md section 2): C[M, N] = A[M, K] . B[K, N] on a ``p`` x ``q`` mesh
 (``p`` columns, ``q`` rows); tiles ``Mt = M / q``, ``Kt = K / p`` (or ``K / q``),
@@ -7,12 +8,16 @@ Notation (DESIGN.md section 2): C[M, N] = A[M, K] . B[K, N] on a ``p`` x ``q`` m
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import ClassVar
+
 import numpy as np
 from numpy.typing import ArrayLike
 
 from plummer.errors import SpecError
 from plummer.hardware import HardwareSpec
-from plummer.kernels._base import int_params, require
+from plummer.kernels._base import Cost, Kernel, int_params, require
+from plummer.kernels._maxplus import formula_or_recurrence
 
 GEMM_PARAMETERS = ("p", "q", "m", "k", "n")
 
@@ -39,6 +44,57 @@ def gemm_params(
         require(kernel, k % q == 0, "k", k, "must be a multiple of the mesh height q")
     require(kernel, n % p == 0, "n", n, "must be a multiple of the mesh width p")
     return v
+
+
+class GemmKernel(Kernel):
+    """A GEMM kernel: parameters ``p, q, m, k, n``; ``square`` algorithms need ``p == q``."""
+
+    family = "gemm"
+    parameters = GEMM_PARAMETERS
+    square: ClassVar[bool] = True
+
+    def check(self, spec: HardwareSpec, **params: ArrayLike) -> None:
+        self.params(spec, params)
+
+    def params(self, spec: HardwareSpec, params: dict[str, ArrayLike]) -> dict[str, np.ndarray]:
+        """:func:`gemm_params` for this kernel: the checked parameters as int arrays."""
+        return gemm_params(self.name, spec, params, square=self.square)
+
+    def configuration(self, spec: HardwareSpec, params: dict[str, ArrayLike]) -> dict[str, int]:
+        """The one checked configuration an execution takes, as Python ints."""
+        return scalar_params(self.params(spec, params))
+
+
+def recurrence_cost(
+    spec: HardwareSpec,
+    v: dict[str, np.ndarray],
+    step_cycles: ArrayLike,
+    solved: Callable[..., tuple[np.ndarray, ...]],
+    timing: Callable[..., tuple[np.ndarray, ...]],
+    memory_elements: ArrayLike,
+    routes: ArrayLike,
+) -> Cost:
+    """The cost of a square GEMM (``v`` from :func:`gemm_params`) whose P steps of
+    ``step_cycles`` are timed by the max-plus recurrence ``timing``, with the O(1) solution
+    ``solved(spec, p, Mt, Kt, Nt) -> (exact, end, mean, hops, stages)`` used where it is
+    exact (:func:`~plummer.kernels._maxplus.formula_or_recurrence`). Memory in elements
+    per core, routes in colors per core."""
+    p = v["p"].astype(float)
+    tiles = (v["m"] // v["p"], v["k"] // v["p"], v["n"] // v["p"])
+    exact, *values = solved(spec, p, *tiles)
+    end, mean, hops, stages = formula_or_recurrence(
+        exact, tuple(values), timing, spec, (v["p"],), tiles
+    )
+    return Cost.make(
+        spec,
+        cycles=spec.launch_overhead_cycles + end,
+        compute_cycles=p * step_cycles,
+        hops=hops,
+        routing_stages=stages,
+        memory_per_core_bytes=memory_elements * spec.dtype_bytes,
+        routes_per_core=routes,
+        mean_core_cycles=spec.launch_overhead_cycles + mean,
+    )
 
 
 def scalar_params(params: dict[str, np.ndarray]) -> dict[str, int]:

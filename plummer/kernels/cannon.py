@@ -36,23 +36,21 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from plummer.hardware import HardwareSpec
-from plummer.kernels._base import Cost, Kernel, KernelRun
+from plummer.kernels._base import Cost, KernelRun
+from plummer.kernels._gemm import (
+    GemmKernel,
+    blocks,
+    random_operands,
+    recurrence_cost,
+    tile_product,
+)
 from plummer.kernels._maxplus import (
     Path,
     delay,
-    formula_or_recurrence,
     gather,
     latest,
     never,
     summarise,
-)
-from plummer.kernels._gemm import (
-    GEMM_PARAMETERS,
-    blocks,
-    gemm_params,
-    random_operands,
-    scalar_params,
-    tile_product,
 )
 from plummer.mesh import Mesh, compute_cycles, serialization_cycles
 
@@ -178,15 +176,10 @@ def cannon_compute_bound(
     return exact, end, mean, hops, 2 * p - 2
 
 
-class Cannon(Kernel):
+class Cannon(GemmKernel):
     """Cannon's algorithm on a square P x P mesh (``p == q``) without torus links."""
 
     name = "cannon"
-    family = "gemm"
-    parameters = GEMM_PARAMETERS
-
-    def check(self, spec: HardwareSpec, **params: ArrayLike) -> None:
-        gemm_params(self.name, spec, params, square=True)
 
     def cost(self, spec: HardwareSpec, **params: ArrayLike) -> Cost:
         """Closed form (:func:`cannon_compute_bound`) where it is exact, else the recurrence.
@@ -222,24 +215,13 @@ class Cannon(Kernel):
         1) / P``, MeshGEMM's ring has the same), and the critical path crosses it about
         once per P steps.
         """
-        v = gemm_params(self.name, spec, params, square=True)
-        p = v["p"].astype(float)
+        v = self.params(spec, params)
         mt, kt, nt = v["m"] // v["p"], v["k"] // v["p"], v["n"] // v["p"]
         mk, kn = mt * kt, kt * nt
         c = spec.step_overhead_cycles + compute_cycles(spec, mk * nt, kt, kn)
-        exact, *values = cannon_compute_bound(spec, p, mt, kt, nt)
-        end, mean, hops, stages = formula_or_recurrence(
-            exact, tuple(values), _cannon_timing, spec, (v["p"],), (mt, kt, nt)
-        )
-        return Cost.make(
-            spec,
-            cycles=spec.launch_overhead_cycles + end,
-            compute_cycles=p * c,
-            hops=hops,
-            routing_stages=stages,
-            memory_per_core_bytes=(2 * mk + 2 * kn + mt * nt) * spec.dtype_bytes,
-            routes_per_core=np.where(p >= 3, 6.0, 4.0),
-            mean_core_cycles=spec.launch_overhead_cycles + mean,
+        return recurrence_cost(
+            spec, v, c, cannon_compute_bound, _cannon_timing,
+            memory_elements=2 * mk + 2 * kn + mt * nt, routes=np.where(v["p"] >= 3, 6.0, 4.0),
         )
 
     def sweep(self) -> list[dict[str, Any]]:
@@ -254,7 +236,7 @@ class Cannon(Kernel):
         ]
 
     def execute(self, spec: HardwareSpec, seed: int = 0, trace: bool = False, **params: ArrayLike) -> KernelRun:
-        v = scalar_params(gemm_params(self.name, spec, params, square=True))
+        v = self.configuration(spec, params)
         p, m, k, n = v["p"], v["m"], v["k"], v["n"]
         mt, kt, nt = m // p, k // p, n // p
         a, b = random_operands(seed, (m, k), (k, n))

@@ -35,18 +35,16 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from plummer.hardware import HardwareSpec
-from plummer.kernels._base import Cost, Kernel, KernelRun
+from plummer.kernels._base import Cost, KernelRun
 from plummer.kernels._gemm import (
-    GEMM_PARAMETERS,
+    GemmKernel,
     blocks,
-    gemm_params,
     random_operands,
-    scalar_params,
+    recurrence_cost,
 )
 from plummer.kernels._maxplus import (
     Path,
     delay,
-    formula_or_recurrence,
     gather,
     latest,
     never,
@@ -184,16 +182,11 @@ def gemmt_compute_bound(
     return exact, end, p * c + total / p**2, 3 * p - 4, 4 * p - 7
 
 
-class GEMMT(Kernel):
+class GEMMT(GemmKernel):
     """GEMM-T, ``C = A . B^T``, on a square P x P mesh (``p == q``); ``k`` splits over the
     columns, ``m`` over the rows and ``n`` into P blocks."""
 
     name = "gemm-t"
-    family = "gemm"
-    parameters = GEMM_PARAMETERS
-
-    def check(self, spec: HardwareSpec, **params: ArrayLike) -> None:
-        gemm_params(self.name, spec, params, square=True)
 
     def cost(self, spec: HardwareSpec, **params: ArrayLike) -> Cost:
         """Closed form (:func:`gemmt_compute_bound`) where it is exact, else the recurrence.
@@ -224,24 +217,13 @@ class GEMMT(Kernel):
         path (``d cycles / d alpha`` and ``/ d beta``); ``compute_cycles`` counts the
         products. It runs only where :func:`gemmt_compute_bound`'s condition fails.
         """
-        v = gemm_params(self.name, spec, params, square=True)
-        p = v["p"].astype(float)
+        v = self.params(spec, params)
         mt, kt, nt = v["m"] // v["p"], v["k"] // v["p"], v["n"] // v["p"]
         mn, kn = mt * nt, kt * nt
         c = spec.step_overhead_cycles + compute_cycles(spec, mt * kn, kt, kn)
-        exact, *values = gemmt_compute_bound(spec, p, mt, kt, nt)
-        end, mean, hops, stages = formula_or_recurrence(
-            exact, tuple(values), _gemmt_timing, spec, (v["p"],), (mt, kt, nt)
-        )
-        return Cost.make(
-            spec,
-            cycles=spec.launch_overhead_cycles + end,
-            compute_cycles=p * c,
-            hops=hops,
-            routing_stages=stages,
-            memory_per_core_bytes=(mt * kt + 2 * kn + 2 * mn) * spec.dtype_bytes,
-            routes_per_core=np.where(p >= 3, 7.0, 4.0),
-            mean_core_cycles=spec.launch_overhead_cycles + mean,
+        return recurrence_cost(
+            spec, v, c, gemmt_compute_bound, _gemmt_timing,
+            memory_elements=mt * kt + 2 * kn + 2 * mn, routes=np.where(v["p"] >= 3, 7.0, 4.0),
         )
 
     def sweep(self) -> list[dict[str, Any]]:
@@ -255,7 +237,7 @@ class GEMMT(Kernel):
         ]
 
     def execute(self, spec: HardwareSpec, seed: int = 0, trace: bool = False, **params: ArrayLike) -> KernelRun:
-        v = scalar_params(gemm_params(self.name, spec, params, square=True))
+        v = self.configuration(spec, params)
         p, m, k, n = v["p"], v["m"], v["k"], v["n"]
         mt, kt, nt = m // p, k // p, n // p
         a, b = random_operands(seed, (m, k), (n, k))

@@ -27,7 +27,6 @@ from numpy.typing import ArrayLike
 from plummer.hardware import HardwareSpec
 from plummer.kernels._base import (
     Cost,
-    Kernel,
     KernelRun,
     as_float,
     blockwise,
@@ -36,11 +35,9 @@ from plummer.kernels._base import (
     minimum,
 )
 from plummer.kernels._gemm import (
-    GEMM_PARAMETERS,
+    GemmKernel,
     blocks,
-    gemm_params,
     random_operands,
-    scalar_params,
     tile_product,
 )
 from plummer.kernels._ring import edge_color, interleave_ring, ring_colors, ring_edge
@@ -70,15 +67,10 @@ def meshgemm_routes(p: int) -> int:
     return max(col_fwd[y] + (with_bwd if y in backward_rows else without) for y in range(p))
 
 
-class MeshGEMM(Kernel):
+class MeshGEMM(GemmKernel):
     """MeshGEMM on a square P x P mesh (``p == q``)."""
 
     name = "meshgemm"
-    family = "gemm"
-    parameters = GEMM_PARAMETERS
-
-    def check(self, spec: HardwareSpec, **params: ArrayLike) -> None:
-        gemm_params(self.name, spec, params, square=True)
 
     @blockwise
     def cost(self, spec: HardwareSpec, **params: ArrayLike) -> Cost:
@@ -101,7 +93,7 @@ class MeshGEMM(Kernel):
         ``mean_I a_I = floor(P^2/4) / P`` and the mean number of one-hop edges in a
         window of ``a_I`` edges, ``2 a_I / P``.
         """
-        v = gemm_params(self.name, spec, params, square=True)
+        v = self.params(spec, params)
         p, m, k, n = (as_float(v[name]) for name in ("p", "m", "k", "n"))  # arrays or numbers
         inverse = 1.0 / p
         mt, kt, nt = m / p, k / p, n / p  # exact: sizes divide p
@@ -144,7 +136,7 @@ class MeshGEMM(Kernel):
         ]
 
     def execute(self, spec: HardwareSpec, seed: int = 0, trace: bool = False, **params: ArrayLike) -> KernelRun:
-        v = scalar_params(gemm_params(self.name, spec, params, square=True))
+        v = self.configuration(spec, params)
         p, m, k, n = v["p"], v["m"], v["k"], v["n"]
         mt, kt, nt = m // p, k // p, n // p
         a, b = random_operands(seed, (m, k), (k, n))

@@ -52,15 +52,14 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from plummer.hardware import HardwareSpec
-from plummer.kernels._base import Cost, Kernel, KernelRun
-from plummer.kernels._maxplus import formula_or_recurrence
+from plummer.kernels._base import Cost, KernelRun
 from plummer.kernels._gemm import (
     GEMM_PARAMETERS,
-    gemm_params,
+    GemmKernel,
     random_operands,
-    scalar_params,
     tile_product,
 )
+from plummer.kernels._maxplus import formula_or_recurrence
 from plummer.mesh import Mesh, Segment, compute_cycles, serialization_cycles
 
 
@@ -86,11 +85,10 @@ def _memory(spec: HardwareSpec, p, q, panels, mt, kt, nt) -> np.ndarray:
     return (own + recv_a * mt * kt + recv_b * kt * nt + mt * nt) * spec.dtype_bytes
 
 
-def _execute(kernel: Kernel, spec: HardwareSpec, seed: int, trace: bool,
+def _execute(kernel: GemmKernel, spec: HardwareSpec, seed: int, trace: bool,
              params: dict[str, ArrayLike]) -> KernelRun:
     """Run SUMMA with multicast broadcasts on the executor."""
-    v = gemm_params(kernel.name, spec, params, square=False)
-    p, q, panels, mt, kt, nt = (int(x) for x in _tiles(scalar_params(v)))
+    p, q, panels, mt, kt, nt = (int(x) for x in _tiles(kernel.configuration(spec, params)))
     m, k, n = mt * q, kt * panels, nt * p
     a, b = random_operands(seed, (m, k), (k, n))
     mesh = Mesh(spec, p, q, trace=trace)
@@ -168,12 +166,11 @@ def _relay_line(mesh: Mesh, src: tuple[int, int], buffer: str, pos: int, length:
             mesh.relay(src, buffer, legs, dst)
 
 
-def _execute_relay(kernel: Kernel, spec: HardwareSpec, seed: int, trace: bool,
+def _execute_relay(kernel: GemmKernel, spec: HardwareSpec, seed: int, trace: bool,
                    params: dict[str, ArrayLike]) -> KernelRun:
     """Run SUMMA with relayed broadcasts on the executor, each core's PE tasks in the fixed
     order of the module docstring."""
-    v = gemm_params(kernel.name, spec, params, square=False)
-    p, q, panels, mt, kt, nt = (int(x) for x in _tiles(scalar_params(v)))
+    p, q, panels, mt, kt, nt = (int(x) for x in _tiles(kernel.configuration(spec, params)))
     m, k, n = mt * q, kt * panels, nt * p
     a, b = random_operands(seed, (m, k), (k, n))
     mesh = Mesh(spec, p, q, trace=trace)
@@ -424,15 +421,11 @@ def summa_relay_compute_bound(
     return exact, end, average, hops
 
 
-class SUMMA(Kernel):
+class SUMMA(GemmKernel):
     """SUMMA with hardware-multicast broadcasts on a ``p`` x ``q`` mesh."""
 
     name = "summa"
-    family = "gemm"
-    parameters = GEMM_PARAMETERS
-
-    def check(self, spec: HardwareSpec, **params: ArrayLike) -> None:
-        gemm_params(self.name, spec, params, square=False)
+    square = False
 
     def cost(self, spec: HardwareSpec, **params: ArrayLike) -> Cost:
         """Closed form, derived from the program above and the machine's rules.
@@ -451,7 +444,7 @@ class SUMMA(Kernel):
         lower bound. ``mean_core_cycles`` is approximated by ``cycles`` (cores near the
         far ends finish last; the executor's mean is up to 1.5% below in the sweep).
         """
-        v = gemm_params(self.name, spec, params, square=False)
+        v = self.params(spec, params)
         p, q, panels, mt, kt, nt = _tiles(v)
         c = _step_compute(spec, mt, kt, nt)
         t_a = serialization_cycles(spec, mt * kt)
@@ -484,15 +477,11 @@ class SUMMA(Kernel):
         return _execute(self, spec, seed, trace, params)
 
 
-class SUMMARelay(Kernel):
+class SUMMARelay(GemmKernel):
     """SUMMA whose broadcasts are relayed core by core through the PEs (O(1) colors)."""
 
     name = "summa-relay"
-    family = "gemm"
-    parameters = GEMM_PARAMETERS
-
-    def check(self, spec: HardwareSpec, **params: ArrayLike) -> None:
-        gemm_params(self.name, spec, params, square=False)
+    square = False
 
     def cost(self, spec: HardwareSpec, **params: ArrayLike) -> Cost:
         """Closed form (:func:`summa_relay_compute_bound`) where it holds, else the recurrence.
@@ -539,7 +528,7 @@ class SUMMARelay(Kernel):
         ``mean_core_cycles = launch + mean`` over the cores' last product ends; ``hops`` and
         ``routing_stages`` count the relay hops on the latest core's critical path.
         """
-        v = gemm_params(self.name, spec, params, square=False)
+        v = self.params(spec, params)
         p, q, panels, mt, kt, nt = _tiles(v)
         c = _step_compute(spec, mt, kt, nt)
         exact, *values = summa_relay_compute_bound(spec, p, q, mt, kt, nt)
