@@ -133,22 +133,33 @@ def _random_spec(rng: np.random.Generator, stress: bool):
     )
 
 
+#: kernel, its O(1) solution, its recurrence, the seed of its random cases and the
+#: largest mesh side its executor comparison runs
+FORMULAS = [
+    pytest.param(Cannon(), cannon_compute_bound, _cannon_timing, 7, 16, id="cannon"),
+    pytest.param(GEMMT(), gemmt_compute_bound, _gemmt_timing, 11, 12, id="gemm-t"),
+]
+
+
 @pytest.mark.parametrize("stress", [False, True], ids=["typical", "stress"])
-def test_cannon_formula_equals_the_recurrence_where_its_condition_holds(stress):
+@pytest.mark.parametrize("kernel, solved, timing, seed, largest", FORMULAS)
+def test_formula_equals_the_recurrence_where_its_condition_holds(
+    kernel, solved, timing, seed, largest, stress
+):
     """Random specs, mesh sizes and tiles: wherever the condition holds, the O(1) formula
     equals the O(P^3) recurrence (the reference) to 1e-9, and the four figures agree."""
-    rng = np.random.default_rng(7 + stress)
+    rng = np.random.default_rng(seed + stress)
     checked = 0
     for _ in range(60):
         spec = _random_spec(rng, stress)
         p = np.full(30, int(rng.integers(2, 41)))
         mt, kt, nt = rng.integers(1, 17, (3, 30))
         exact, end, mean, hops, stages = (
-            np.broadcast_to(x, p.shape) for x in cannon_compute_bound(spec, p, mt, kt, nt)
+            np.broadcast_to(x, p.shape) for x in solved(spec, p, mt, kt, nt)
         )
         if not exact.any():
             continue
-        ref = per_mesh(_cannon_timing, spec, (p[exact],), (mt[exact], kt[exact], nt[exact]))
+        ref = per_mesh(timing, spec, (p[exact],), (mt[exact], kt[exact], nt[exact]))
         for got, want in zip((end, mean, hops, stages), ref, strict=True):
             np.testing.assert_allclose(got[exact], want, rtol=1e-9)
         checked += int(exact.sum())
@@ -156,15 +167,18 @@ def test_cannon_formula_equals_the_recurrence_where_its_condition_holds(stress):
 
 
 @pytest.mark.parametrize("spec", [PRESET, BARE], ids=["preset", "bare"])
-def test_cannon_formula_equals_the_executor_where_its_condition_holds(spec):
+@pytest.mark.parametrize("kernel, solved, timing, seed, largest", FORMULAS)
+def test_formula_equals_the_executor_where_its_condition_holds(
+    kernel, solved, timing, seed, largest, spec
+):
     tested = 0
-    for p in range(2, 17):
+    for p in range(2, largest + 1):
         for mt, kt, nt in [(1, 1, 1), (2, 3, 1), (4, 4, 4), (3, 8, 5)]:
             config = _config(p, mt, kt, nt)
-            if not bool(cannon_compute_bound(spec, p, mt, kt, nt)[0]):
+            if not bool(solved(spec, p, mt, kt, nt)[0]):
                 continue
-            run = Cannon().execute(spec, **config).execution
-            cost = Cannon().cost(spec, **config)
+            run = kernel.execute(spec, **config).execution
+            cost = kernel.cost(spec, **config)
             assert float(cost.cycles) == pytest.approx(run.cycles, rel=1e-9), config
             assert float(cost.mean_core_cycles) == pytest.approx(run.mean_core_cycles, rel=1e-9), config
             tested += 1
@@ -186,44 +200,6 @@ def test_cannon_condition_holds_for_llm_configurations():
     assert cannon_compute_bound(PRESET, p, mt, kt, nt)[0].all()
     cost = Cannon().cost(PRESET, p=p, q=p, m=p * mt, k=p * kt, n=p * nt)
     assert cost.cycles.shape == p.shape and np.all(cost.cycles > cost.compute_cycles)
-
-
-@pytest.mark.parametrize("stress", [False, True], ids=["typical", "stress"])
-def test_gemmt_formula_equals_the_recurrence_where_its_condition_holds(stress):
-    """Random specs, mesh sizes and tiles: wherever the condition holds, the O(1) formula
-    equals the O(P^3) recurrence (the reference) to 1e-9, and the four figures agree."""
-    rng = np.random.default_rng(11 + stress)
-    checked = 0
-    for _ in range(60):
-        spec = _random_spec(rng, stress)
-        p = np.full(30, int(rng.integers(2, 41)))
-        mt, kt, nt = rng.integers(1, 17, (3, 30))
-        exact, end, mean, hops, stages = (
-            np.broadcast_to(x, p.shape) for x in gemmt_compute_bound(spec, p, mt, kt, nt)
-        )
-        if not exact.any():
-            continue
-        ref = per_mesh(_gemmt_timing, spec, (p[exact],), (mt[exact], kt[exact], nt[exact]))
-        for got, want in zip((end, mean, hops, stages), ref, strict=True):
-            np.testing.assert_allclose(got[exact], want, rtol=1e-9)
-        checked += int(exact.sum())
-    assert checked > 1000
-
-
-@pytest.mark.parametrize("spec", [PRESET, BARE], ids=["preset", "bare"])
-def test_gemmt_formula_equals_the_executor_where_its_condition_holds(spec):
-    tested = 0
-    for p in range(2, 13):
-        for mt, kt, nt in [(1, 1, 1), (2, 3, 1), (4, 4, 4), (3, 8, 5)]:
-            config = _config(p, mt, kt, nt)
-            if not bool(gemmt_compute_bound(spec, p, mt, kt, nt)[0]):
-                continue
-            run = GEMMT().execute(spec, **config).execution
-            cost = GEMMT().cost(spec, **config)
-            assert float(cost.cycles) == pytest.approx(run.cycles, rel=1e-9), config
-            assert float(cost.mean_core_cycles) == pytest.approx(run.mean_core_cycles, rel=1e-9), config
-            tested += 1
-    assert tested >= 20
 
 
 def test_gemmts_critical_path_has_3p_minus_4_hops_and_4p_minus_7_stages():
