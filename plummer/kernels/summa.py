@@ -85,21 +85,15 @@ def _memory(spec: HardwareSpec, p, q, panels, mt, kt, nt) -> np.ndarray:
     return (own + recv_a * mt * kt + recv_b * kt * nt + mt * nt) * spec.dtype_bytes
 
 
-def _execute(kernel: GemmKernel, spec: HardwareSpec, seed: int, trace: bool,
-             params: dict[str, ArrayLike]) -> KernelRun:
-    """Run SUMMA with multicast broadcasts on the executor."""
+def _loaded_mesh(
+    kernel: GemmKernel, spec: HardwareSpec, seed: int, trace: bool, params: dict[str, ArrayLike]
+) -> tuple[Mesh, np.ndarray, np.ndarray, tuple[int, int, int, int, int, int]]:
+    """The mesh of a SUMMA run, every core holding its C tile (zeros) and the panels of A
+    and B it owns; the operands A and B; and ``(p, q, panels, Mt, Kt, Nt)``."""
     p, q, panels, mt, kt, nt = (int(x) for x in _tiles(kernel.configuration(spec, params)))
-    m, k, n = mt * q, kt * panels, nt * p
-    a, b = random_operands(seed, (m, k), (k, n))
+    a, b = random_operands(seed, (mt * q, kt * panels), (kt * panels, nt * p))
     mesh = Mesh(spec, p, q, trace=trace)
     per_col, per_row = panels // p, panels // q
-
-    def owner_col(s: int) -> int:
-        return s // per_col
-
-    def owner_row(s: int) -> int:
-        return s // per_row
-
     for y in range(q):
         for x in range(p):
             mesh.load((x, y), "C", np.zeros((mt, nt), dtype=np.float32))
@@ -107,6 +101,20 @@ def _execute(kernel: GemmKernel, spec: HardwareSpec, seed: int, trace: bool,
                 mesh.load((x, y), f"A{s}", a[y * mt:(y + 1) * mt, s * kt:(s + 1) * kt])
             for s in range(y * per_row, (y + 1) * per_row):
                 mesh.load((x, y), f"B{s}", b[s * kt:(s + 1) * kt, x * nt:(x + 1) * nt])
+    return mesh, a, b, (p, q, panels, mt, kt, nt)
+
+
+def _execute(kernel: GemmKernel, spec: HardwareSpec, seed: int, trace: bool,
+             params: dict[str, ArrayLike]) -> KernelRun:
+    """Run SUMMA with multicast broadcasts on the executor."""
+    mesh, a, b, (p, q, panels, mt, kt, nt) = _loaded_mesh(kernel, spec, seed, trace, params)
+    per_col, per_row = panels // p, panels // q
+
+    def owner_col(s: int) -> int:
+        return s // per_col
+
+    def owner_row(s: int) -> int:
+        return s // per_row
 
     def a_buf(s: int, x: int) -> str:
         return f"A{s}" if owner_col(s) == x else f"Ar{s % 2}"
@@ -170,10 +178,7 @@ def _execute_relay(kernel: GemmKernel, spec: HardwareSpec, seed: int, trace: boo
                    params: dict[str, ArrayLike]) -> KernelRun:
     """Run SUMMA with relayed broadcasts on the executor, each core's PE tasks in the fixed
     order of the module docstring."""
-    p, q, panels, mt, kt, nt = (int(x) for x in _tiles(kernel.configuration(spec, params)))
-    m, k, n = mt * q, kt * panels, nt * p
-    a, b = random_operands(seed, (m, k), (k, n))
-    mesh = Mesh(spec, p, q, trace=trace)
+    mesh, a, b, (p, q, panels, mt, kt, nt) = _loaded_mesh(kernel, spec, seed, trace, params)
     per_col, per_row = panels // p, panels // q
 
     def a_buf(s: int, x: int) -> str:
@@ -184,11 +189,6 @@ def _execute_relay(kernel: GemmKernel, spec: HardwareSpec, seed: int, trace: boo
 
     for y in range(q):
         for x in range(p):
-            mesh.load((x, y), "C", np.zeros((mt, nt), dtype=np.float32))
-            for s in range(x * per_col, (x + 1) * per_col):
-                mesh.load((x, y), f"A{s}", a[y * mt:(y + 1) * mt, s * kt:(s + 1) * kt])
-            for s in range(y * per_row, (y + 1) * per_row):
-                mesh.load((x, y), f"B{s}", b[s * kt:(s + 1) * kt, x * nt:(x + 1) * nt])
             # the receive buffers the core will use, present from the start (no extra peak)
             for name in sorted({a_buf(s, x) for s in range(panels)} - {f"A{s}" for s in range(panels)}):
                 mesh.load((x, y), name, np.zeros((mt, kt), dtype=np.float32))
