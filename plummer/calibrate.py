@@ -34,6 +34,7 @@ from plummer.errors import DataError
 from plummer.hardware import HardwareSpec
 from plummer.kernels import get_kernel
 
+
 @dataclass(frozen=True)
 class MeasuredKernel:
     """How records of one measured kernel map to a plummer closed form.
@@ -315,4 +316,4 @@ def calibrate(
     )
 
 
-__all__ = ["BOUNDS", "MEASURED", "Calibration", "KERNEL_FIELDS", "MeasuredKernel", "calibrate", "load_measurements"]
+__all__ = ["BOUNDS", "KERNEL_FIELDS", "MEASURED", "Calibration", "MeasuredKernel", "calibrate", "load_measurements"]

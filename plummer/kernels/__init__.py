@@ -53,4 +53,4 @@ def get_kernel(family: str, algorithm: str) -> Kernel:
         ) from None
 
 
-__all__ = ["COST_KEYS", "Cost", "KERNELS", "Kernel", "KernelRun", "algorithms", "families", "get_kernel"]
+__all__ = ["COST_KEYS", "KERNELS", "Cost", "Kernel", "KernelRun", "algorithms", "families", "get_kernel"]

@@ -101,7 +101,10 @@ def formula_or_recurrence(
     if not slow.any():
         return tuple(values)
     outs = tuple(np.array(np.broadcast_to(x, exact.shape), dtype=float) for x in values)
-    pick = lambda arrays: tuple(np.broadcast_to(x, exact.shape)[slow] for x in arrays)  # noqa: E731
+
+    def pick(arrays: tuple[ArrayLike, ...]) -> tuple[np.ndarray, ...]:
+        return tuple(np.broadcast_to(x, exact.shape)[slow] for x in arrays)
+
     parts = per_mesh(timing, spec, pick(mesh), pick(tiles), budget)
     for out, part in zip(outs, parts, strict=True):
         out[slow] = part

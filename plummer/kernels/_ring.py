@@ -8,10 +8,10 @@ ring, ``ring[k] -> ring[k + 1]``: even ``i`` sends to ``min(i + 2, n - 1)`` and 
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 
-@lru_cache(maxsize=None)
+@cache
 def interleave_ring(n: int) -> tuple[int, ...]:
     """Physical positions of logical ring positions ``0..n-1``."""
     evens = list(range(0, n, 2))
@@ -19,7 +19,7 @@ def interleave_ring(n: int) -> tuple[int, ...]:
     return tuple(evens + odds[::-1])
 
 
-@lru_cache(maxsize=None)
+@cache
 def ring_edge(n: int, k: int, forward: bool = True) -> tuple[int, int]:
     """(source, destination) physical positions of the edge leaving logical position ``k``.
 
@@ -44,7 +44,7 @@ def edge_color(n: int, k: int, forward: bool, base: int) -> int:
     return base + (0 if dst > src else 3) + phase
 
 
-@lru_cache(maxsize=None)
+@cache
 def ring_colors(n: int, forward: bool, base: int) -> tuple[frozenset[int], ...]:
     """Colors (:func:`edge_color`) each position of a line of ``n`` configures for the
     ring's edges: the sender, the pass-through core and the receiver of every edge."""

@@ -56,7 +56,7 @@ from __future__ import annotations
 import abc
 import math
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from typing import Any, ClassVar
 
 import numpy as np
@@ -122,7 +122,7 @@ def line_config(axis: str, length: int, **params: Any) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------- tree structure
-@lru_cache(maxsize=None)
+@cache
 def _default_groups(levels: int, length: int) -> int:
     """Groups at the bottom level for ``length`` cores and ``levels`` levels: ``length / s``
     with ``s`` the divisor of ``length`` nearest ``length^(1/levels)`` (ties: the smaller)."""
@@ -134,7 +134,7 @@ def _default_groups(levels: int, length: int) -> int:
     return length // size
 
 
-@lru_cache(maxsize=None)
+@cache
 def _group_table(kmax: int, lmax: int) -> np.ndarray:
     """``table[levels, length]`` = :func:`_default_groups` (a lookup for vectorised use)."""
     return np.array(
@@ -638,7 +638,7 @@ class RingAllreduce(Kernel):
         ]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _ring_routes_one(length: int) -> int:
     return max(len(c) for c in ring_colors(length, True, 0))
 

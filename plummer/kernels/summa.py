@@ -44,7 +44,7 @@ outlast the relay hand-offs (:func:`summa_relay_compute_bound`).
 from __future__ import annotations
 
 import math
-from functools import lru_cache
+from functools import cache
 from itertools import combinations
 from typing import Any
 
@@ -274,7 +274,7 @@ def _longest_path(
     return best, dist
 
 
-@lru_cache(maxsize=None)
+@cache
 def _summa_paths(p: int, q: int) -> np.ndarray:
     """Coefficients ``(n_A, n_B, n_c, n_alpha)`` of the candidate critical paths (see
     :meth:`SUMMA.cost`), one row each, dominated rows removed."""

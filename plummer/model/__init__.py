@@ -8,8 +8,8 @@ from plummer.model._spec import DTYPE_BYTES, ModelSpec
 
 __all__ = [
     "DTYPE_BYTES",
-    "ModelSpec",
     "SUPPORTED_ARCHITECTURES",
+    "ModelSpec",
     "load_model",
     "model_from_hf_config",
     "model_presets",
