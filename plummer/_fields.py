@@ -103,11 +103,23 @@ def _toml_value(value: Any) -> str:
     raise TypeError(f"cannot write {type(value).__name__} to TOML")
 
 
-def write_toml(path: Path, values: dict[str, Any], header: str = "") -> None:
-    """Write a flat table of scalars (and lists of scalars) as TOML; ``None`` values are omitted."""
+def toml_text(values: dict[str, Any], header: str = "") -> str:
+    """``values`` as TOML text: scalars and lists of scalars first, then one ``[table]`` per
+    nested mapping (one level); ``None`` values are omitted."""
     lines = [f"# {line}" if line else "#" for line in header.splitlines()]
-    lines += [f"{key} = {_toml_value(val)}" for key, val in values.items() if val is not None]
+    lines += [f"{key} = {_toml_value(val)}" for key, val in values.items()
+              if val is not None and not isinstance(val, dict)]
+    for key, table in values.items():
+        if isinstance(table, dict):
+            lines += ["", f"[{key}]"]
+            lines += [f"{k} = {_toml_value(v)}" for k, v in table.items() if v is not None]
+    return "\n".join(lines) + "\n"
+
+
+def write_toml(path: Path, values: dict[str, Any], header: str = "") -> None:
+    """Write ``values`` as TOML (:func:`toml_text`): a flat table, with one level of tables."""
+    text = toml_text(values, header)
     try:
-        Path(path).write_text("\n".join(lines) + "\n")
+        Path(path).write_text(text)
     except OSError as exc:
         raise SpecError(f"file '{path}' cannot be written: {exc.strerror}") from None

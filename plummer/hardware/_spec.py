@@ -39,7 +39,8 @@ class HardwareSpec:
     compute-and-shift step of the GEMM kernels (task activations of its sends, receives and
     compute); ``message_overhead_cycles`` per message task a core's program activates and
     waits on (a store-and-forward step, a reduction phase); ``launch_overhead_cycles``
-    fixed per kernel run (timestamps, start-up).
+    fixed per kernel run (timestamps, start-up). ``power_watts`` (optional) is the chip's
+    power draw in watts, for energy per token.
 
     Example:
         >>> from plummer.hardware import load_hardware
@@ -70,6 +71,7 @@ class HardwareSpec:
     launch_overhead_cycles: float
     clock_ghz: float
     input_queues: int | None = None
+    power_watts: float | None = None
     uncalibrated: tuple[str, ...] = field(default=CALIBRATABLE)
     calibration: str = "uncalibrated defaults (guesses)"
     description: str = ""
@@ -92,6 +94,8 @@ class HardwareSpec:
         f.require_int(owner, "reserved_colors", self.reserved_colors, 0)
         if self.input_queues is not None:
             f.require_int(owner, "input_queues", self.input_queues, 1)
+        if self.power_watts is not None:
+            f.require_number(owner, "power_watts", self.power_watts, 0.0, strict=True)
         if self.reserved_colors >= self.colors:
             raise SpecError(
                 f"{owner}: field 'reserved_colors' = {self.reserved_colors} must be smaller "

@@ -1,0 +1,310 @@
+"""A batch of layouts held in numpy arrays: what the closed form evaluates in one call.
+
+:class:`LayoutArrays` has one array per layout field (every array of the batch's shape),
+categorical fields as integer codes into :data:`GEMM_ALGOS`, :data:`ALLREDUCE_ALGOS` and
+:data:`KV_SCHEMES`. A search builds it directly from its sampled columns
+(:meth:`LayoutArrays.from_columns`); :func:`layout_arrays` converts :class:`Layout` objects,
+resolving their defaults and explicit placements.
+
+Placement (:class:`PhaseArrays`): with no explicit ``origins``, the regions of a phase are
+laid out as a snake over a grid of ``floor(W / P)`` regions per row of the fabric
+(``W`` x ``H`` cores): left to right on even rows, right to left on odd ones, so consecutive
+regions always touch (``P`` hops apart along x, or ``Q`` along y at a turn). Layers are
+spread as evenly as possible (the first regions take one more).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from typing import Any
+
+import numpy as np
+
+from plummer.errors import SpecError
+from plummer.hardware import HardwareSpec
+from plummer.layout._layout import ALLREDUCE_ALGOS, GEMM_ALGOS, KV_SCHEMES, Layout, PhaseLayout
+from plummer.model import ModelSpec
+
+
+def head_groups_ok(model: ModelSpec, groups: Any, p: Any) -> np.ndarray:
+    """Where ``groups`` column groups of the attention heads are allowed on ``p`` columns:
+    it divides the query heads, divides or is a multiple of the KV heads, and leaves at
+    least 2 columns per group."""
+    g = np.asarray(groups)
+    safe = np.maximum(g, 1)
+    return ((g >= 1) & (model.heads % safe == 0)
+            & ((model.kv_heads % safe == 0) | (safe % model.kv_heads == 0))
+            & (np.asarray(p) // safe >= 2))
+
+
+def default_head_groups(model: ModelSpec, p: int) -> int:
+    """One group per KV head (query heads that share a KV head attend together, with no
+    copy of K and V), or the most groups that leave 2 columns each when ``p`` is small."""
+    allowed = [g for g in range(1, model.heads + 1) if bool(head_groups_ok(model, g, p))]
+    if not allowed:
+        raise SpecError(f"no head grouping of model '{model.name}' fits {p} columns "
+                        "(each group needs at least 2 columns)")
+    at_most = [g for g in allowed if g <= model.kv_heads]
+    return max(at_most) if at_most else min(allowed)
+
+
+@dataclass(frozen=True)
+class PhaseArrays:
+    """One phase of a batch of layouts (arrays of one shape; cores, hops, counts).
+
+    ``tr_*`` describe the activations' transfers between consecutive regions: in total
+    and at the worst boundary, the number of shift operations (one per axis a transfer
+    moves along) and the hops moved. ``extent_x`` / ``extent_y``: the bounding box of the
+    phase's regions from the fabric's corner; ``fits_fabric``: the regions lie inside the
+    fabric without overlapping.
+    """
+
+    p: np.ndarray
+    q: np.ndarray
+    regions: np.ndarray
+    max_layers: np.ndarray
+    gemm: np.ndarray
+    allreduce: np.ndarray
+    k_tree: np.ndarray
+    group_num_x: np.ndarray
+    group_num_y: np.ndarray
+    head_groups: np.ndarray
+    tr_shifts: np.ndarray
+    tr_hops: np.ndarray
+    tr_max_shifts: np.ndarray
+    tr_max_hops: np.ndarray
+    extent_x: np.ndarray
+    extent_y: np.ndarray
+    fits_fabric: np.ndarray
+
+
+@dataclass(frozen=True)
+class LayoutArrays:
+    """A batch of layouts: both phases and the request, arrays of one shape."""
+
+    prefill: PhaseArrays
+    decode: PhaseArrays
+    batch: np.ndarray
+    input_tokens: np.ndarray
+    output_tokens: np.ndarray
+    kv_cache: np.ndarray
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The batch's shape."""
+        return self.batch.shape
+
+    @classmethod
+    def from_columns(cls, spec: HardwareSpec, model: ModelSpec, **columns: Any) -> LayoutArrays:
+        """A batch from one array (or number) per field, with automatic placement.
+
+        Fields: ``batch, input_tokens, output_tokens`` (tokens), ``kv_cache`` (code or
+        name), and per phase ``pf_`` / ``dc_`` + ``p, q, regions, gemm, allreduce, k_tree,
+        group_num_x, group_num_y, head_groups`` (algorithm codes or names; head_groups 0 =
+        the default per grid). Missing fields take the :class:`PhaseLayout` defaults.
+        Numbers broadcast; every array is broadcast to one shape.
+        """
+        known = {"batch", "input_tokens", "output_tokens", "kv_cache"} | {
+            f"{prefix}_{name}" for prefix in ("pf", "dc")
+            for name in ("p", "q", "regions", "gemm", "allreduce", "k_tree", "group_num_x",
+                         "group_num_y", "head_groups")
+        }
+        unknown = sorted(set(columns) - known)
+        if unknown:
+            raise SpecError(f"layout columns {', '.join(unknown)} are unknown; allowed: "
+                            f"{', '.join(sorted(known))}")
+        for need in ("pf_p", "pf_q", "dc_p", "dc_q"):
+            if need not in columns:
+                raise SpecError(f"layout columns: '{need}' is required")
+        defaults = {"batch": 1, "input_tokens": 4096, "output_tokens": 256, "kv_cache": 0,
+                    **{f"{x}_{k}": v for x in ("pf", "dc") for k, v in
+                       (("regions", 1), ("gemm", 0), ("allreduce", 0), ("k_tree", 2),
+                        ("group_num_x", 0), ("group_num_y", 0), ("head_groups", 0))}}
+        values = {k: _codes(k, columns.get(k, defaults.get(k))) for k in known}
+        shape = np.broadcast_shapes(*(np.shape(v) for v in values.values()))
+        values = {k: np.broadcast_to(np.asarray(v, dtype=np.int64), shape) for k, v in values.items()}
+        for name in ("batch", "input_tokens", "output_tokens", "pf_p", "pf_q", "dc_p", "dc_q",
+                     "pf_regions", "dc_regions", "pf_k_tree", "dc_k_tree"):
+            _at_least(name, values[name], 2 if name[3:] in ("p", "q") else 1)
+        phases = {}
+        for prefix, phase in (("pf", "prefill"), ("dc", "decode")):
+            v = {name: values[f"{prefix}_{name}"] for name in
+                 ("p", "q", "regions", "gemm", "allreduce", "k_tree", "group_num_x",
+                  "group_num_y", "head_groups")}
+            phases[phase] = _auto_phase(spec, model, phase, **v)
+        return cls(phases["prefill"], phases["decode"], values["batch"],
+                   values["input_tokens"], values["output_tokens"], values["kv_cache"])
+
+    def take(self, index: Any) -> LayoutArrays:
+        """The layouts at ``index`` (any numpy index) as a new batch."""
+        def pick(part: Any) -> Any:
+            return type(part)(**{f.name: np.asarray(getattr(part, f.name))[index] for f in fields(part)})
+        return LayoutArrays(pick(self.prefill), pick(self.decode), *(
+            np.asarray(getattr(self, name))[index]
+            for name in ("batch", "input_tokens", "output_tokens", "kv_cache")))
+
+
+_CODE_TABLES = {"gemm": GEMM_ALGOS, "allreduce": ALLREDUCE_ALGOS, "kv_cache": KV_SCHEMES}
+
+
+def _codes(name: str, value: Any) -> Any:
+    """Names of a categorical field as codes (numbers pass through, range-checked)."""
+    table = next((t for key, t in _CODE_TABLES.items() if name.endswith(key)), None)
+    if table is None:
+        return value
+    array = np.asarray(value)
+    if array.dtype.kind in "US":
+        bad = [v for v in np.unique(array) if str(v) not in table]
+        if bad:
+            raise SpecError(f"layout column '{name}' = {str(bad[0])!r} must be one of {', '.join(table)}")
+        lookup = {n: i for i, n in enumerate(table)}
+        return np.vectorize(lambda s: lookup[str(s)], otypes=[np.int64])(array)
+    if array.size and (array.min() < 0 or array.max() >= len(table)):
+        raise SpecError(f"layout column '{name}' codes must be 0..{len(table) - 1} ({', '.join(table)})")
+    return array
+
+
+def _at_least(name: str, value: np.ndarray, minimum: int) -> None:
+    if value.size and value.min() < minimum:
+        raise SpecError(f"layout column '{name}' = {int(value.min())} must be >= {minimum}")
+
+
+def _auto_phase(spec: HardwareSpec, model: ModelSpec, phase: str, p: np.ndarray, q: np.ndarray,
+                regions: np.ndarray, head_groups: np.ndarray, **rest: np.ndarray) -> PhaseArrays:
+    """A phase with snake placement and balanced layers (module docstring)."""
+    width, height = spec.fabric_width, spec.fabric_height
+    if p.size and (p.max() > width or q.max() > height):
+        bad = p.max() if p.max() > width else q.max()
+        axis = "width" if p.max() > width else "height"
+        raise SpecError(f"layout [{phase}]: a grid of {int(bad)} cores exceeds the fabric {axis} "
+                        f"of '{spec.name}' ({width} x {height})")
+    per_row = np.maximum(width // p, 1)
+    rows = -(-regions // per_row)
+    turns = rows - 1  # boundaries where the snake steps down a row
+    along = regions - 1 - turns
+    groups = np.where(head_groups == 0, _default_groups_array(model, p), head_groups)
+    return PhaseArrays(
+        p=p, q=q, regions=regions, max_layers=-(-model.layers // regions),
+        head_groups=groups,
+        tr_shifts=regions - 1, tr_hops=along * p + turns * q,
+        tr_max_shifts=np.minimum(regions - 1, 1),
+        tr_max_hops=np.maximum(np.where(along > 0, p, 0), np.where(turns > 0, q, 0)),
+        extent_x=np.minimum(regions, per_row) * p, extent_y=rows * q,
+        fits_fabric=(rows * q <= height) & (regions <= model.layers),
+        **rest,
+    )
+
+
+def _default_groups_array(model: ModelSpec, p: np.ndarray) -> np.ndarray:
+    """:func:`default_head_groups` per distinct ``p`` (0 where no grouping fits)."""
+    unique, inverse = np.unique(p, return_inverse=True)
+    table = []
+    for value in unique.tolist():
+        try:
+            table.append(default_head_groups(model, value))
+        except SpecError:
+            table.append(0)
+    return np.asarray(table, dtype=np.int64)[inverse].reshape(p.shape)
+
+
+def _explicit_phase(spec: HardwareSpec, model: ModelSpec, phase: str, lay: PhaseLayout) -> dict[str, Any]:
+    """Placement figures of one phase of a :class:`Layout` with explicit origins or layer
+    counts (errors name the field)."""
+    owner = f"layout [{phase}]"
+    p, q = lay.grid
+    if p > spec.fabric_width or q > spec.fabric_height:
+        raise SpecError(f"{owner}: field 'grid' = [{p}, {q}] exceeds the fabric of '{spec.name}' "
+                        f"({spec.fabric_width} x {spec.fabric_height})")
+    if lay.regions > model.layers:
+        raise SpecError(f"{owner}: field 'regions' = {lay.regions} exceeds the model's "
+                        f"{model.layers} layers; allowed 1..{model.layers}")
+    if lay.layers_per_region is not None:
+        counts = lay.layers_per_region
+        if len(counts) != lay.regions or sum(counts) != model.layers:
+            raise SpecError(f"{owner}: field 'layers_per_region' = {list(counts)} must list "
+                            f"{lay.regions} counts (one per region) adding up to the model's "
+                            f"{model.layers} layers")
+    else:
+        base, extra = divmod(model.layers, lay.regions)
+        counts = tuple(base + (i < extra) for i in range(lay.regions))
+    if lay.origins is None:
+        per_row = max(spec.fabric_width // p, 1)
+        origins = []
+        for i in range(lay.regions):
+            row, col = divmod(i, per_row)
+            col = col if row % 2 == 0 else per_row - 1 - col
+            origins.append((col * p, row * q))
+        if (lay.regions + per_row - 1) // per_row * q > spec.fabric_height:
+            capacity = per_row * (spec.fabric_height // q)
+            raise SpecError(f"{owner}: field 'regions' = {lay.regions} regions of {p} x {q} do "
+                            f"not fit the fabric of '{spec.name}' ({spec.fabric_width} x "
+                            f"{spec.fabric_height}); allowed 1..{capacity}")
+    else:
+        origins = list(lay.origins)
+        if len(origins) != lay.regions:
+            raise SpecError(f"{owner}: field 'origins' lists {len(origins)} regions, "
+                            f"'regions' = {lay.regions}")
+        for x, y in origins:
+            if x + p > spec.fabric_width or y + q > spec.fabric_height:
+                raise SpecError(f"{owner}: field 'origins': region at [{x}, {y}] of {p} x {q} "
+                                f"leaves the fabric ({spec.fabric_width} x {spec.fabric_height})")
+        for (i, a), (j, b) in ((ia, jb) for ia in enumerate(origins) for jb in enumerate(origins)):
+            if i < j and abs(a[0] - b[0]) < p and abs(a[1] - b[1]) < q:
+                raise SpecError(f"{owner}: field 'origins': regions {i} at {list(a)} and {j} at "
+                                f"{list(b)} overlap ({p} x {q} cores each)")
+    shifts = [int(dx != 0) + int(dy != 0) for dx, dy in
+              ((b[0] - a[0], b[1] - a[1]) for a, b in zip(origins, origins[1:]))]
+    hops = [abs(b[0] - a[0]) + abs(b[1] - a[1]) for a, b in zip(origins, origins[1:])]
+    worst = max(range(len(hops)), key=lambda i: (hops[i], shifts[i])) if hops else None
+    return {
+        "max_layers": max(counts),
+        "tr_shifts": sum(shifts), "tr_hops": sum(hops),
+        "tr_max_shifts": shifts[worst] if worst is not None else 0,
+        "tr_max_hops": hops[worst] if worst is not None else 0,
+        "extent_x": max(x for x, _ in origins) + p, "extent_y": max(y for _, y in origins) + q,
+        "fits_fabric": True,
+    }
+
+
+def layout_arrays(spec: HardwareSpec, model: ModelSpec, layouts: Sequence[Layout]) -> LayoutArrays:
+    """Layouts as one batch (explicit placements and layer counts honoured; errors name the
+    field: a grid larger than the fabric, more regions than fit or than layers, counts that do
+    not add up, overlapping regions, a head grouping that does not divide the heads)."""
+    if not layouts:
+        raise SpecError("no layouts given")
+    phases = {}
+    for phase in ("prefill", "decode"):
+        columns: dict[str, list[Any]] = {}
+        for layout in layouts:
+            lay: PhaseLayout = getattr(layout, phase)
+            p, q = lay.grid
+            groups = lay.head_groups or default_head_groups(model, p)
+            if not bool(head_groups_ok(model, groups, p)):
+                raise SpecError(
+                    f"layout [{phase}]: field 'head_groups' = {groups} must divide the model's "
+                    f"{model.heads} query heads, divide or be a multiple of its {model.kv_heads} "
+                    f"KV heads, and leave >= 2 of the {p} columns per group")
+            row = {"p": p, "q": q, "regions": lay.regions, "gemm": GEMM_ALGOS.index(lay.gemm),
+                   "allreduce": ALLREDUCE_ALGOS.index(lay.allreduce), "k_tree": lay.k_tree,
+                   "group_num_x": lay.group_num_x, "group_num_y": lay.group_num_y,
+                   "head_groups": groups, **_explicit_phase(spec, model, phase, lay)}
+            for key, value in row.items():
+                columns.setdefault(key, []).append(value)
+        phases[phase] = PhaseArrays(**{k: np.asarray(v) for k, v in columns.items()})
+    return LayoutArrays(
+        phases["prefill"], phases["decode"],
+        batch=np.asarray([x.batch for x in layouts]),
+        input_tokens=np.asarray([x.input_tokens for x in layouts]),
+        output_tokens=np.asarray([x.output_tokens for x in layouts]),
+        kv_cache=np.asarray([KV_SCHEMES.index(x.kv_cache) for x in layouts]),
+    )
+
+
+def pad(value: Any, multiple: Any) -> Any:
+    """``value`` rounded up to a multiple of ``multiple`` (int arrays)."""
+    return -(-np.asarray(value) // multiple) * multiple
+
+
+__all__ = ["LayoutArrays", "PhaseArrays", "default_head_groups", "head_groups_ok",
+           "layout_arrays", "pad"]
