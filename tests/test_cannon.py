@@ -136,7 +136,7 @@ def test_cannon_condition_holds_for_llm_configurations():
     t = np.arange(4, 33)
     mt, kt, nt = np.meshgrid(t, t, t, indexing="ij")
     exact = cannon_compute_bound(PRESET, np.full(mt.shape, 660), mt, kt, nt)[0]
-    assert exact.mean() > 0.98 and exact[:, 8:, 8:].all()
+    assert exact.mean() > 0.97 and exact[:, 8:, 8:].all()
     rng = np.random.default_rng(0)
     p = rng.integers(100, 751, 100_000)
     mt, kt, nt = rng.integers(4, 33, (3, p.size))

@@ -98,3 +98,34 @@ def test_meshgemm_blocks_equal_one_evaluation():
     with pytest.raises(SpecError, match=r"'p' = 1 must be >= 2"):
         kernel.cost(PRESET, **bad)
 
+
+
+#: Measured WSE-3 MeshGEMM runs (P, M = K = N, mean cycles over cores; shared/data/wse3): the
+#: largest mesh, and the two P = 144 runs, one of which is the published per-run log (mean
+#: 93,940, max 94,003: every core aligns for floor(P/2) steps, so all finish together).
+MEASURED_ROWS = [(720, 5760, 480_748.0), (144, 1152, 93_940.0), (144, 144, 23_319.0)]
+
+
+@pytest.mark.parametrize("p, size, measured", MEASURED_ROWS)
+def test_shipped_preset_reproduces_measured_runs(p, size, measured):
+    """The makespan with the shipped wse3 preset (no refit) within 5% of the measured cycles,
+    and the mean over cores within 0.1% of the makespan, as in the per-run log."""
+    cost = MeshGEMM().cost(PRESET, p=p, q=p, m=size, k=size, n=size)
+    assert float(cost.cycles) == pytest.approx(measured, rel=0.05)
+    assert float(cost.mean_core_cycles) == pytest.approx(float(cost.cycles), rel=1e-3)
+
+
+def test_refit_holds_out_within_two_percent_mean_five_percent_max():
+    """The preset's calibration command (P >= 464 held out): MeshGEMM and MeshGEMV predict
+    the held-out runs within 2% on average and 5% at worst."""
+    from pathlib import Path
+
+    from plummer.calibrate import calibrate, load_measurements
+
+    data = Path(__file__).resolve().parents[2] / "shared" / "data" / "wse3"
+    records = load_measurements(sorted(data.glob("*.json")))
+    errors = calibrate(records, PRESET, holdout_min_p=464).errors.set_index("kernel")
+    for kernel in ("meshgemm", "meshgemv"):
+        assert errors.loc[kernel, "n_holdout"] > 0, kernel
+        assert errors.loc[kernel, "mape_holdout"] <= 0.02, kernel
+        assert errors.loc[kernel, "max_err_holdout"] <= 0.05, kernel

@@ -5,11 +5,14 @@ The program (executor) and the closed form live side by side.
 Program, on a P x P mesh, logical core (I, J) at physical (ring[J], ring[I]):
 
 1. The host places A[I, J] and the pre-skewed B[(I + J) mod P, J] at (I, J) (not timed).
-2. Alignment of A (timed): row I moves its A tiles I ring positions backward, or P - I
-   forward, whichever is fewer: ``a_I = min(I, P - I) <= floor(P/2)`` store-and-forward
-   steps. Each step: the sender's PE activates the message (``message_overhead``), the
-   tile crosses one ring edge (<= 2 hops), the receiver's PE completes it
-   (``message_overhead``).
+2. Alignment of A (timed), as the measured kernel does it: every row runs ``floor(P/2)``
+   store-and-forward steps, backward along the ring for ``I <= P/2``, else forward. Row I
+   needs its tiles ``a_I = min(I, P - I)`` ring positions away; after ``a_I`` steps it
+   keeps its aligned tile and resends it (the receiver discards the copy but waits for it
+   before its next step), so the sends happen, are timed, and every core finishes its
+   alignment after the same number of steps. Each step: the sender's PE activates the
+   message (``message_overhead``), the tile crosses one ring edge (<= 2 hops), the
+   receiver's PE completes it (``message_overhead``).
 3. P compute steps: C += A_cur . B_cur (one call: ``step_overhead`` + ``Kt`` outer
    iterations + ``Kt * Nt`` vector FMAs of length ``Mt``), while A_cur moves one ring
    position forward along the row and B_cur along the column into the other buffers
@@ -61,7 +64,7 @@ def meshgemm_routes(p: int) -> int:
     row_fwd = [len(c) for c in ring_colors(p, True, _A_FORWARD)]
     row_bwd = [len(c) for c in ring_colors(p, False, _A_BACKWARD)]
     col_fwd = [len(c) for c in ring_colors(p, True, _B_FORWARD)]
-    backward_rows = {ring[i] for i in range(1, p // 2 + 1)}
+    backward_rows = {ring[i] for i in range(p // 2 + 1)}  # rows aligning backward
     with_bwd = max(f + b for f, b in zip(row_fwd, row_bwd))
     without = max(row_fwd)
     return max(col_fwd[y] + (with_bwd if y in backward_rows else without) for y in range(p))
@@ -82,16 +85,15 @@ class MeshGEMM(GemmKernel):
         - compute step ``c = step_overhead + compute_cycles(Mt Kt Nt, Kt, Kt Nt)``;
           its shifts take ``s = h alpha + T(max(Mt Kt, Kt Nt))`` and overlap it, so a step
           lasts ``max(c, s)`` (the first is only ``c``: its tiles are in place);
-        - alignment: ``floor(P/2)`` store-and-forward steps of ``2 mo + T(Mt Kt)`` plus
-          ``alpha`` per hop; the longest chain crosses ``2 floor(P/2)`` hops, less the
-          one-hop turn of the ring that every window of P/2 edges holds when P is even:
-          ``P - 1`` hops either way;
-        - ``cycles = launch + align + c + (P - 1) max(c, s)``.
-
-        Rows align independently, so a core's elapsed time carries its own row's
-        alignment ``a_I = min(I, P - I)`` steps: ``mean_core_cycles`` uses
-        ``mean_I a_I = floor(P^2/4) / P`` and the mean number of one-hop edges in a
-        window of ``a_I`` edges, ``2 a_I / P``.
+        - alignment: every row runs ``floor(P/2)`` store-and-forward steps of ``2 mo + T(Mt Kt)``
+          plus ``alpha`` per hop, so core J's tile is ready after ``floor(P/2)`` steps and the
+          hops of the ``floor(P/2)`` ring edges its chain crossed. Every window of ``P/2``
+          edges of an even ring holds one of its two one-hop turns: ``P - 1`` hops at every
+          core. On an odd ring the windows of ``(P - 1)/2`` edges hold one turn but one
+          (J = 0 backward, J = (P - 1)/2 forward), which holds none: ``P - 1`` hops there,
+          ``P - 2`` elsewhere, a mean of ``P - 2 + 1/P``;
+        - ``cycles = launch + align + c + (P - 1) max(c, s)`` with the latest core's
+          alignment; ``mean_core_cycles`` the same with the mean alignment.
         """
         v = self.params(spec, params)
         p, m, k, n = (as_float(v[name]) for name in ("p", "m", "k", "n"))  # arrays or numbers
@@ -104,11 +106,10 @@ class MeshGEMM(GemmKernel):
         step_c = spec.step_overhead_cycles + compute_cycles(spec, mk * nt, kt, kn)
         step = maximum(step_c, hops * spec.alpha + serialization_cycles(spec, maximum(mk, kn)))
         steps_align = floor(p * 0.5)
-        hops_align = shifts  # 2 floor(P/2), less 1 for even P: P - 1
-        per_align_step = 2 * spec.message_overhead_cycles + t_a
-        align = steps_align * per_align_step + spec.alpha * hops_align
-        mean_steps = steps_align * (p - steps_align) * inverse  # floor(P^2/4) = floor(P/2) ceil(P/2)
-        mean_align = mean_steps * (per_align_step + 2 * spec.alpha * (1 - inverse))
+        hops_align = shifts  # the latest core's alignment chain: P - 1 hops (see above)
+        odd = p - 2 * steps_align  # 1 for odd P, else 0
+        align = steps_align * (2 * spec.message_overhead_cycles + t_a) + spec.alpha * hops_align
+        mean_align = align - spec.alpha * odd * (1 - inverse)
         body = step_c + shifts * step
         # meshgemm_routes(p) is 6 for p = 2, 8 for p = 3 and 9 for every p >= 4 (3 colors per
         # ring direction at a core): min(2p + 2, 9); the tests check this against the exact
@@ -154,13 +155,13 @@ class MeshGEMM(GemmKernel):
                 mesh.load(core(i, j), "B0", b_blocks[(i + j) % p][j])
                 mesh.load(core(i, j), "C", np.zeros((mt, nt), dtype=np.float32))
 
-        # alignment of A: row i moves min(i, p - i) ring positions
+        # alignment of A: every row runs floor(p/2) store-and-forward steps, backward for
+        # i <= p/2, else forward; row i moves its tiles min(i, p - i) positions, then resends
+        # its aligned tile (into the neighbour's other buffer, which it discards) and waits for
+        # the neighbour's copy before the next step (a program point on its PE, 0 cycles)
         a_cur = [0] * p
         for step in range(p // 2):
             for i in range(p):
-                moves = min(i, p - i)
-                if step >= moves:
-                    continue
                 forward = i > p - i
                 for j in range(p):
                     src, dst = ring_edge(p, j, forward)
@@ -169,7 +170,11 @@ class MeshGEMM(GemmKernel):
                         edge_color(p, j, forward, _A_FORWARD if forward else _A_BACKWARD),
                         _A[1 - a_cur[i]], overhead=mo, receive_overhead=mo,
                     )
-                a_cur[i] = 1 - a_cur[i]
+                if step < min(i, p - i):
+                    a_cur[i] = 1 - a_cur[i]
+                else:
+                    for j in range(p):
+                        mesh.work(core(i, j), [_A[1 - a_cur[i]]], _A[a_cur[i]], 0.0)
 
         # p compute-and-shift steps. Each logical position's forward ring edge is the same at
         # every step, along rows (A) and columns (B), and the buffers alternate, so the
