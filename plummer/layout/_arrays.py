@@ -77,6 +77,12 @@ class PhaseArrays:
     extent_x: np.ndarray
     extent_y: np.ndarray
     fits_fabric: np.ndarray
+    invalid: np.ndarray = 0
+
+
+#: Bits of :attr:`PhaseArrays.invalid`: choices the kernels cannot run as given (the
+#: evaluation then times the phase with the default in their place and flags the layout).
+BAD_HEAD_GROUPS, BAD_GROUP_NUM = 1, 2
 
 
 @dataclass(frozen=True)
@@ -92,8 +98,13 @@ class LayoutArrays:
 
     @property
     def shape(self) -> tuple[int, ...]:
-        """The batch's shape."""
-        return self.batch.shape
+        """The batch's shape: the broadcast shape of every field (a field keeps its own
+        shape, so a batch built as an outer product evaluates each op only over the fields
+        it depends on)."""
+        parts = [np.shape(getattr(self, n)) for n in ("batch", "input_tokens", "output_tokens", "kv_cache")]
+        for phase in (self.prefill, self.decode):
+            parts += [np.shape(getattr(phase, f.name)) for f in fields(phase)]
+        return np.broadcast_shapes(*parts)
 
     @classmethod
     def from_columns(cls, spec: HardwareSpec, model: ModelSpec, **columns: Any) -> LayoutArrays:
@@ -121,9 +132,8 @@ class LayoutArrays:
                     **{f"{x}_{k}": v for x in ("pf", "dc") for k, v in
                        (("regions", 1), ("gemm", 0), ("allreduce", 0), ("k_tree", 2),
                         ("group_num_x", 0), ("group_num_y", 0), ("head_groups", 0))}}
-        values = {k: _codes(k, columns.get(k, defaults.get(k))) for k in known}
-        shape = np.broadcast_shapes(*(np.shape(v) for v in values.values()))
-        values = {k: np.broadcast_to(np.asarray(v, dtype=np.int64), shape) for k, v in values.items()}
+        values = {k: np.asarray(_codes(k, columns.get(k, defaults.get(k))), dtype=np.int64) for k in known}
+        np.broadcast_shapes(*(v.shape for v in values.values()))  # a clear error if they do not
         for name in ("batch", "input_tokens", "output_tokens", "pf_p", "pf_q", "dc_p", "dc_q",
                      "pf_regions", "dc_regions", "pf_k_tree", "dc_k_tree"):
             _at_least(name, values[name], 2 if name[3:] in ("p", "q") else 1)
@@ -137,12 +147,16 @@ class LayoutArrays:
                    values["input_tokens"], values["output_tokens"], values["kv_cache"])
 
     def take(self, index: Any) -> LayoutArrays:
-        """The layouts at ``index`` (any numpy index) as a new batch."""
-        def pick(part: Any) -> Any:
-            return type(part)(**{f.name: np.asarray(getattr(part, f.name))[index] for f in fields(part)})
-        return LayoutArrays(pick(self.prefill), pick(self.decode), *(
-            np.asarray(getattr(self, name))[index]
-            for name in ("batch", "input_tokens", "output_tokens", "kv_cache")))
+        """The layouts at ``index`` (an index into the flattened batch) as a flat batch."""
+        shape = self.shape
+
+        def pick(value: Any) -> np.ndarray:
+            return np.broadcast_to(value, shape).reshape(-1)[index]
+
+        def phase(part: PhaseArrays) -> PhaseArrays:
+            return PhaseArrays(**{f.name: pick(getattr(part, f.name)) for f in fields(part)})
+        return LayoutArrays(phase(self.prefill), phase(self.decode), *(
+            pick(getattr(self, name)) for name in ("batch", "input_tokens", "output_tokens", "kv_cache")))
 
 
 _CODE_TABLES = {"gemm": GEMM_ALGOS, "allreduce": ALLREDUCE_ALGOS, "kv_cache": KV_SCHEMES}
@@ -183,10 +197,18 @@ def _auto_phase(spec: HardwareSpec, model: ModelSpec, phase: str, p: np.ndarray,
     rows = -(-regions // per_row)
     turns = rows - 1  # boundaries where the snake steps down a row
     along = regions - 1 - turns
-    groups = np.where(head_groups == 0, _default_groups_array(model, p), head_groups)
+    default = _default_groups_array(model, p)
+    groups = np.where(head_groups == 0, default, head_groups)
+    groups_ok = head_groups_ok(model, groups, p) | (default == 0)
+    k_tree = rest.pop("k_tree")
+    gx, gy = rest.pop("group_num_x"), rest.pop("group_num_y")
+    ok_x, ok_y = _group_num_ok(gx, p, k_tree), _group_num_ok(gy, q, k_tree)
     return PhaseArrays(
         p=p, q=q, regions=regions, max_layers=-(-model.layers // regions),
-        head_groups=groups,
+        head_groups=np.where(groups_ok, groups, default), k_tree=k_tree,
+        group_num_x=np.where(ok_x, gx, 0), group_num_y=np.where(ok_y, gy, 0),
+        invalid=np.where(groups_ok & (default > 0), 0, BAD_HEAD_GROUPS)
+        | np.where(ok_x & ok_y, 0, BAD_GROUP_NUM),
         tr_shifts=regions - 1, tr_hops=along * p + turns * q,
         tr_max_shifts=np.minimum(regions - 1, 1),
         tr_max_hops=np.maximum(np.where(along > 0, p, 0), np.where(turns > 0, q, 0)),
@@ -194,6 +216,13 @@ def _auto_phase(spec: HardwareSpec, model: ModelSpec, phase: str, p: np.ndarray,
         fits_fabric=(rows * q <= height) & (regions <= model.layers),
         **rest,
     )
+
+
+def _group_num_ok(group: np.ndarray, length: np.ndarray, k_tree: np.ndarray) -> np.ndarray:
+    """Where a K-tree's first-level group count suits a line of ``length`` cores: 0 (the
+    default), or a divisor of the line (1 when the tree has one level)."""
+    divides = (group == 0) | (length % np.maximum(group, 1) == 0)
+    return divides & ((k_tree > 1) | (group <= 1))
 
 
 def _default_groups_array(model: ModelSpec, p: np.ndarray) -> np.ndarray:
@@ -285,6 +314,12 @@ def layout_arrays(spec: HardwareSpec, model: ModelSpec, layouts: Sequence[Layout
                     f"layout [{phase}]: field 'head_groups' = {groups} must divide the model's "
                     f"{model.heads} query heads, divide or be a multiple of its {model.kv_heads} "
                     f"KV heads, and leave >= 2 of the {p} columns per group")
+            for axis, group, length in (("x", lay.group_num_x, p), ("y", lay.group_num_y, q)):
+                if not bool(_group_num_ok(np.asarray(group), length, np.asarray(lay.k_tree))):
+                    raise SpecError(
+                        f"layout [{phase}]: field 'group_num_{axis}' = {group} must be 0 (the "
+                        f"default) or divide the {length} cores along {axis}"
+                        + (" (and be 1 when k_tree = 1)" if lay.k_tree == 1 else ""))
             row = {"p": p, "q": q, "regions": lay.regions, "gemm": GEMM_ALGOS.index(lay.gemm),
                    "allreduce": ALLREDUCE_ALGOS.index(lay.allreduce), "k_tree": lay.k_tree,
                    "group_num_x": lay.group_num_x, "group_num_y": lay.group_num_y,
@@ -306,5 +341,5 @@ def pad(value: Any, multiple: Any) -> Any:
     return -(-np.asarray(value) // multiple) * multiple
 
 
-__all__ = ["LayoutArrays", "PhaseArrays", "default_head_groups", "head_groups_ok",
+__all__ = ["BAD_GROUP_NUM", "BAD_HEAD_GROUPS", "LayoutArrays", "PhaseArrays", "default_head_groups", "head_groups_ok",
            "layout_arrays", "pad"]

@@ -80,29 +80,39 @@ def _kernel_params(op: Op, algo: str, params: dict[str, np.ndarray]) -> dict[str
         length = params["p"] if op.axis == "x" else params["q"]
         n = pad(params["n"], length) if algo == "ring" else params["n"]
         base = {"p": params["p"], "q": params["q"], "n": n, "axis": op.axis}
-        if algo == "ktree":
-            group = params["group_num"]
-            ok = (group == 0) | (length % np.maximum(group, 1) == 0)
-            base |= {"k_tree": params["k_tree"], "group_num": np.where(ok, group, 0)}
+        if algo == "ktree":  # group counts are checked (and flagged) with the layout
+            base |= {"k_tree": params["k_tree"], "group_num": params["group_num"]}
         return base
     return {**params, "axis": op.axis}
 
 
-def evaluate_ops(spec: HardwareSpec, ops: Sequence[Op], shape: tuple[int, ...]) -> dict[str, OpCost]:
-    """Closed-form figures of every op of a plan, for a batch of ``shape`` layouts."""
+def op_shape(op: Op) -> tuple[int, ...]:
+    """The broadcast shape of an op's parameters, repeats and algorithm codes: the layouts
+    it actually varies over (a batch built as an outer product of its columns evaluates each
+    op only over the columns it depends on)."""
+    parts = [np.shape(v) for v in op.params.values()] + [np.shape(op.repeats)]
+    if op.codes is not None:
+        parts.append(np.shape(op.codes))
+    return np.broadcast_shapes(*parts)
+
+
+def evaluate_ops(spec: HardwareSpec, ops: Sequence[Op]) -> dict[str, OpCost]:
+    """Closed-form figures of every op of a plan, each over its own :func:`op_shape`."""
     db = spec.dtype_bytes
     results: dict[str, OpCost] = {}
     # requests per kernel: (op, its layouts' index or None for all, parameters)
     requests: dict[tuple[str, str, str | None], list[tuple[Op, Any, dict[str, np.ndarray]]]] = {}
-    flat = math.prod(shape)
+    shapes = {op.name: op_shape(op) for op in ops}
     for op in ops:
+        shape = shapes[op.name]
+        flat = math.prod(shape)
         params = {k: np.broadcast_to(v, shape).reshape(flat) for k, v in op.params.items()}
         if op.kind == "local":
-            cycles = compute_cycles(spec, params["fmas"], params["loops"], params["vector_ops"])
             # local work reads and writes the tiles other ops hold (``live_bytes``); what it
             # keeps of its own is a GEMV's weight tile
-            resident = np.broadcast_to(np.asarray(op.extra.get("resident", 0.0), dtype=float), shape)
+            cycles = compute_cycles(spec, params["fmas"], params["loops"], params["vector_ops"])
             cycles = np.reshape(cycles, shape)
+            resident = np.broadcast_to(np.asarray(op.extra.get("resident", 0.0), dtype=float), shape)
             results[op.name] = OpCost(cycles=cycles, compute_cycles=cycles, memory_bytes=resident,
                                       resident_bytes=resident, routes=np.zeros(shape), launch=0.0)
             continue
@@ -128,6 +138,7 @@ def evaluate_ops(spec: HardwareSpec, ops: Sequence[Op], shape: tuple[int, ...]) 
         cost = kernel.cost(spec, **joined)
         bounds = np.cumsum([0, *sizes])
         for (op, index, _), part, lo, hi in zip(items, parts, bounds[:-1], bounds[1:], strict=True):
+            flat = math.prod(shapes[op.name])
             out = partial.setdefault(op.name, {
                 key: np.zeros(flat) for key in ("cycles", "compute", "memory", "routes", "resident")})
             where = slice(None) if index is None else index
@@ -139,6 +150,7 @@ def evaluate_ops(spec: HardwareSpec, ops: Sequence[Op], shape: tuple[int, ...]) 
                 out["resident"][where] = part["k"] * part["n"] / (part["p"] * part["q"]) * db
     for op in ops:
         if op.name in partial:
+            shape = shapes[op.name]
             out = partial[op.name]
             results[op.name] = OpCost(
                 cycles=out["cycles"].reshape(shape), compute_cycles=out["compute"].reshape(shape),

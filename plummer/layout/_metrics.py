@@ -37,13 +37,14 @@ Definitions (DESIGN.md section 3; cycles inside, seconds at the edge):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import reduce
 from typing import Any
 
 import numpy as np
 
 from plummer.hardware import HardwareSpec
 from plummer.kernels import get_kernel
-from plummer.layout._arrays import LayoutArrays, PhaseArrays, head_groups_ok
+from plummer.layout._arrays import BAD_GROUP_NUM, BAD_HEAD_GROUPS, LayoutArrays, PhaseArrays
 from plummer.layout._evaluate import OpCost, evaluate_ops, layer_cycles
 from plummer.layout._ops import Op
 from plummer.layout._plan import ceil_div, decode_plan, kv_bytes_per_token, prefill_plan
@@ -59,6 +60,8 @@ REASONS = {
     32: "decode: the regions do not fit the fabric (or outnumber the layers)",
     64: "prefill: the head grouping does not divide the heads or leaves < 2 columns per group",
     128: "decode: the head grouping does not divide the heads or leaves < 2 columns per group",
+    256: "prefill: a K-tree group count does not divide its line of cores",
+    512: "decode: a K-tree group count does not divide its line of cores",
 }
 
 
@@ -90,16 +93,18 @@ class Evaluation:
         return self.metrics["reasons"] == 0
 
 
-def _phase(spec: HardwareSpec, ops: list[Op], shape: tuple[int, ...]) -> PhaseCost:
-    costs = evaluate_ops(spec, ops, shape)
+def _phase(spec: HardwareSpec, ops: list[Op]) -> PhaseCost:
+    """Evaluate a phase's plan: its layer, resident weights, largest working set and routes
+    per core (arrays broadcast over what the ops vary with)."""
+    costs = evaluate_ops(spec, ops)
     layer = layer_cycles(ops, costs, spec.launch_overhead_cycles)
     weights = sum(np.asarray(op.repeats) * costs[op.name].resident_bytes for op in ops)
-    working = np.max([np.where(np.asarray(op.repeats) > 0,
-                               costs[op.name].memory_bytes - costs[op.name].resident_bytes
-                               + op.live_bytes, 0.0) for op in ops], axis=0)
-    routes = np.max([np.where(np.asarray(op.repeats) > 0, costs[op.name].routes, 0.0)
-                     for op in ops], axis=0)
-    return PhaseCost(ops, costs, layer, np.broadcast_to(weights, shape), working, routes)
+    working = reduce(np.maximum, (np.where(np.asarray(op.repeats) > 0, costs[op.name].memory_bytes
+                                           - costs[op.name].resident_bytes + op.live_bytes, 0.0)
+                                  for op in ops))
+    routes = reduce(np.maximum, (np.where(np.asarray(op.repeats) > 0, costs[op.name].routes, 0.0)
+                                 for op in ops))
+    return PhaseCost(ops, costs, layer, weights, working, routes)
 
 
 def _transfer(spec: HardwareSpec, ph: PhaseArrays, tile: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -143,7 +148,7 @@ def evaluate(spec: HardwareSpec, model: ModelSpec, arrays: LayoutArrays) -> Eval
     layers = model.layers
     shift_kv = arrays.kv_cache == 0
 
-    prefill = _phase(spec, prefill_plan(model, spec, pf, b, n_in), shape)
+    prefill = _phase(spec, prefill_plan(model, spec, pf, b, n_in))
     rows_pf = b * (-(-n_in // pf.q) * pf.q) // pf.q
     tr_pf, tr_pf_max = _transfer(spec, pf, rows_pf * ceil_div(model.hidden, pf.p))
     ttft = layers * prefill.layer_cycles + tr_pf
@@ -151,8 +156,8 @@ def evaluate(spec: HardwareSpec, model: ModelSpec, arrays: LayoutArrays) -> Eval
 
     first, last = n_in + 1, n_in + n_out
     c_first, c_last = _row_tokens(arrays, first), _row_tokens(arrays, last)
-    decode = _phase(spec, decode_plan(model, spec, dc, b, last, c_last, shift_kv), shape)
-    start = _phase(spec, decode_plan(model, spec, dc, b, first, c_first, shift_kv), shape)
+    decode = _phase(spec, decode_plan(model, spec, dc, b, last, c_last, shift_kv))
+    start = _phase(spec, decode_plan(model, spec, dc, b, first, c_first, shift_kv))
     slope = np.where(c_last != c_first,
                      (decode.layer_cycles - start.layer_cycles) / np.maximum(c_last - c_first, 1), 0.0)
     layer_sum = n_out * (start.layer_cycles - slope * c_first) + slope * _row_token_sum(arrays)
@@ -170,7 +175,7 @@ def evaluate(spec: HardwareSpec, model: ModelSpec, arrays: LayoutArrays) -> Eval
 
     # memory per core and the KV capacity
     budget = spec.memory_bytes
-    kv_token = pf_kv = dc.max_layers * kv_bytes_per_token(model, spec, dc)
+    kv_token = dc.max_layers * kv_bytes_per_token(model, spec, dc)
     mem_pf = pf.max_layers * prefill.weights_bytes + prefill.working_bytes
     weights_dc = dc.max_layers * decode.weights_bytes
     kv_dc = kv_token * c_last
@@ -184,12 +189,12 @@ def evaluate(spec: HardwareSpec, model: ModelSpec, arrays: LayoutArrays) -> Eval
     for bit, bad in ((1, mem_pf > budget), (2, mem_dc > budget),
                      (4, prefill.routes > spec.route_budget), (8, decode.routes > spec.route_budget),
                      (16, ~pf.fits_fabric), (32, ~dc.fits_fabric),
-                     (64, ~head_groups_ok(model, pf.head_groups, pf.p)),
-                     (128, ~head_groups_ok(model, dc.head_groups, dc.p))):
+                     (64, (pf.invalid & BAD_HEAD_GROUPS) > 0), (128, (dc.invalid & BAD_HEAD_GROUPS) > 0),
+                     (256, (pf.invalid & BAD_GROUP_NUM) > 0), (512, (dc.invalid & BAD_GROUP_NUM) > 0)):
         reasons |= np.where(bad, bit, 0)
 
     # the one-off re-placement between the phases
-    move = np.maximum(pf.max_layers * prefill.weights_bytes, weights_dc + pf_kv * ceil_div(n_in, dc.q))
+    move = np.maximum(pf.max_layers * prefill.weights_bytes, weights_dc + kv_token * ceil_div(n_in, dc.q))
     hops = np.maximum(pf.extent_x, dc.extent_x) + np.maximum(pf.extent_y, dc.extent_y)
     shift = get_kernel("shift", "shift")
     elements = np.maximum(np.ceil(move / spec.dtype_bytes), 1).astype(np.int64)
@@ -214,6 +219,7 @@ def evaluate(spec: HardwareSpec, model: ModelSpec, arrays: LayoutArrays) -> Eval
                                if spec.power_watts else np.full(shape, np.nan)),
         "replacement_s": replace * seconds,
         "memory_per_core_bytes": np.maximum(mem_pf, mem_dc),
+        "memory_headroom_bytes": budget - np.maximum(mem_pf, mem_dc),
         "memory_prefill_bytes": mem_pf,
         "memory_decode_bytes": mem_dc,
         "kv_cache_bytes": kv_dc,

@@ -149,62 +149,59 @@ _CANDIDATE_SIDES = tuple(range(24, 1200, 24))
 
 def default_layout(
     spec: HardwareSpec, model: ModelSpec, *, batch: int = 1, input_tokens: int = 4096,
-    output_tokens: int = 256, prefill: PhaseLayout | None = None, decode: PhaseLayout | None = None,
-    prefill_regions: int | None = None, decode_regions: int | None = None, kv_cache: str = "shift",
+    output_tokens: int = 256, kv_cache: str = "shift",
+    prefill: PhaseLayout | None = None, decode: PhaseLayout | None = None,
+    grids: dict[str, tuple[int, int] | None] | None = None,
+    regions: dict[str, int | None] | None = None,
 ) -> tuple[Layout, list[str]]:
-    """A layout for what is not given: each missing phase is the fastest square grid and
-    region count that fits (prefill: the least TTFT; decode: the most tokens/s per request),
-    found by evaluating every candidate in one batch; if none fits, the one whose memory
-    overflows least. Returns the layout and a sentence per choice made."""
+    """A layout for what is not given. A phase given whole (``prefill``, ``decode``) is kept,
+    with its ``regions`` replaced if ``regions[phase]`` is given. Otherwise its grid
+    (``grids[phase]``, else every square from 24 x 24 up in steps of 24) and region count
+    (``regions[phase]``, else 1 up to what fits) are the candidates, all evaluated in one
+    batch, and the fastest that fits is kept (prefill: the least TTFT; decode: the most
+    tokens/s per request); if none fits, the one whose memory overflows least. Returns the
+    layout and a sentence per choice made."""
+    grids, regions = grids or {}, regions or {}
     chosen: list[str] = []
     side_max = min(spec.fabric_width, spec.fabric_height)
-    sides = [s for s in _CANDIDATE_SIDES if s <= side_max] or [side_max]
+    squares = [(s, s) for s in _CANDIDATE_SIDES if s <= side_max] or [(side_max, side_max)]
     phases: dict[str, PhaseLayout] = {}
-    for phase, given, regions in (("prefill", prefill, prefill_regions), ("decode", decode, decode_regions)):
-        if given is not None and regions is None:
-            phases[phase] = given
-            continue
+    for phase, given in (("prefill", prefill), ("decode", decode)):
+        count = regions.get(phase)
         if given is not None:
-            phases[phase] = PhaseLayout(**{**given.__dict__, "regions": regions,
-                                           "layers_per_region": None, "origins": None})
+            phases[phase] = given if count is None else PhaseLayout(
+                **{**given.__dict__, "regions": count, "layers_per_region": None, "origins": None})
             continue
-        grids, counts = [], []
-        for side in sides:
-            fit = (spec.fabric_width // side) * (spec.fabric_height // side)
-            for r in ([regions] if regions else range(1, min(model.layers, fit, 64) + 1)):
-                grids.append(side)
-                counts.append(r)
-        grid = np.asarray(grids)
-        count = np.asarray(counts)
-        columns = {f"{x}_{k}": v for x in ("pf", "dc") for k, v in (("p", sides[0]), ("q", sides[0]))}
+        shapes = [grids[phase]] if grids.get(phase) else squares
+        cand_p, cand_q, cand_r = [], [], []
+        for p, q in shapes:
+            fit = (spec.fabric_width // p) * (spec.fabric_height // q)
+            for r in ([count] if count else range(1, min(model.layers, fit, 64) + 1)):
+                cand_p.append(p)
+                cand_q.append(q)
+                cand_r.append(r)
         prefix = "pf" if phase == "prefill" else "dc"
-        columns |= {f"{prefix}_p": grid, f"{prefix}_q": grid, f"{prefix}_regions": count}
+        small = min(shapes[0])
+        columns = {"pf_p": small, "pf_q": small, "dc_p": small, "dc_q": small,
+                   f"{prefix}_p": np.asarray(cand_p), f"{prefix}_q": np.asarray(cand_q),
+                   f"{prefix}_regions": np.asarray(cand_r)}
         arrays = LayoutArrays.from_columns(spec, model, batch=batch, input_tokens=input_tokens,
                                            output_tokens=output_tokens, kv_cache=kv_cache, **columns)
-        ev = evaluate(spec, model, arrays)
-        m = ev.metrics
+        m = evaluate(spec, model, arrays).metrics
         bits = (1 | 4 | 16 | 64) if phase == "prefill" else (2 | 8 | 32 | 128)
         ok = (m["reasons"] & bits) == 0
         score = -m["ttft_s"] if phase == "prefill" else m["decode_tokens_per_s"]
-        if ok.any():
-            best = int(np.argmax(np.where(ok, score, -np.inf)))
-        else:
-            key = "memory_prefill_bytes" if phase == "prefill" else "memory_decode_bytes"
-            best = int(np.argmin(m[key]))
-        side, r = int(grid[best]), int(count[best])
-        phases[phase] = PhaseLayout(grid=(side, side), regions=r,
-                                    head_groups=default_head_groups(model, side))
-        goal = "least TTFT" if phase == "prefill" else "most decode tokens/s per request"
+        key = "memory_prefill_bytes" if phase == "prefill" else "memory_decode_bytes"
+        best = int(np.argmax(np.where(ok, score, -np.inf))) if ok.any() else int(np.argmin(m[key]))
+        p, q, r = cand_p[best], cand_q[best], cand_r[best]
+        phases[phase] = PhaseLayout(grid=(p, q), regions=r, head_groups=default_head_groups(model, p))
+        goal = "the least TTFT" if phase == "prefill" else "the most decode tokens/s per request"
         fits = "that fits" if ok.any() else "(none fits: the least memory overflow)"
-        chosen.append(f"{phase}: grid {side}x{side}, {r} region(s): the {goal} {fits} among "
-                      f"{len(grid)} square candidates")
+        what = "region count" if grids.get(phase) else "grid and region count"
+        chosen.append(f"{phase}: {what} {p}x{q} x {r}: {goal} {fits} among {len(cand_p)} candidates")
     layout = Layout(prefill=phases["prefill"], decode=phases["decode"], batch=batch,
                     input_tokens=input_tokens, output_tokens=output_tokens, kv_cache=kv_cache,
                     model=model.name, hardware=spec.name)
-    if layout.prefill.head_groups == 0 or layout.decode.head_groups == 0:
-        layout = layout.replace(
-            prefill={"head_groups": layout.prefill.head_groups or default_head_groups(model, layout.prefill.grid[0])},
-            decode={"head_groups": layout.decode.head_groups or default_head_groups(model, layout.decode.grid[0])})
     return layout, chosen
 
 

@@ -1,0 +1,164 @@
+"""Search spaces over layouts: one dimension per layout column, as data.
+
+A space maps names of :meth:`plummer.layout.LayoutArrays.from_columns` (``pf_p``,
+``dc_regions``, ``dc_allreduce``, ``batch``, ...) to one of:
+
+- a list of choices (``[360, 480, 600]``, ``["ktree", "pipeline"]``): categorical;
+- a table ``{low = 1, high = 8, step = 1}``: integers ``low, low + step, ..., <= high``;
+- the name of another dimension (``dc_q = "dc_p"``): the same value (square grids);
+- a single value: fixed, not searched.
+
+A point of the space is a dict of columns; a batch of points is a dict of arrays, which
+:func:`search._objective.evaluate_points` turns into one vectorised evaluation.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import optuna
+
+from plummer.errors import SpecError
+
+#: Layout columns a space may search (see LayoutArrays.from_columns).
+COLUMNS = ("batch", "input_tokens", "output_tokens", "kv_cache") + tuple(
+    f"{prefix}_{name}" for prefix in ("pf", "dc")
+    for name in ("p", "q", "regions", "gemm", "allreduce", "k_tree", "group_num_x",
+                 "group_num_y", "head_groups")
+)
+
+
+@dataclass(frozen=True)
+class Dimension:
+    """One searched column: ``choices`` (the values it may take, in order) and whether they
+    are an integer range (``step``) or categories."""
+
+    name: str
+    choices: tuple[Any, ...]
+    step: int | None = None
+
+    @property
+    def is_range(self) -> bool:
+        """Whether the dimension is an integer range (Optuna's ``suggest_int``)."""
+        return self.step is not None
+
+    def suggest(self, trial: optuna.Trial) -> Any:
+        """The trial's value of this dimension (Optuna's own distributions)."""
+        if self.is_range:
+            return trial.suggest_int(self.name, self.choices[0], self.choices[-1], step=self.step)
+        return trial.suggest_categorical(self.name, list(self.choices))
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """Searched dimensions, ties (``name -> the dimension it copies``) and fixed columns."""
+
+    dimensions: tuple[Dimension, ...]
+    ties: dict[str, str]
+    fixed: dict[str, Any]
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], owner: str = "space") -> SearchSpace:
+        """Parse a ``[space]`` table; errors name the key, the value and what is allowed."""
+        if not isinstance(data, dict) or not data:
+            raise SpecError(f"{owner}: must be a table of layout columns, e.g. dc_p = [360, 480]")
+        dims, ties, fixed = [], {}, {}
+        for name, value in data.items():
+            if name not in COLUMNS:
+                raise SpecError(f"{owner}: key '{name}' is not a layout column; allowed: "
+                                f"{', '.join(COLUMNS)}")
+            where = f"{owner}: key '{name}' = {value!r}"
+            if isinstance(value, str) and value in COLUMNS:
+                ties[name] = value
+            elif isinstance(value, dict):
+                unknown = sorted(set(value) - {"low", "high", "step"})
+                if unknown or not {"low", "high"} <= set(value):
+                    raise SpecError(f"{where} must be {{low = ..., high = ..., step = ...}} "
+                                    "(step optional, default 1)")
+                low, high, step = value["low"], value["high"], value.get("step", 1)
+                if not all(isinstance(v, int) and not isinstance(v, bool) for v in (low, high, step)) \
+                        or step < 1 or high < low:
+                    raise SpecError(f"{where} must have integers low <= high and step >= 1")
+                dims.append(Dimension(name, tuple(range(low, high + 1, step)), step))
+            elif isinstance(value, list):
+                if not value or len(set(map(repr, value))) != len(value) or not all(
+                        isinstance(v, (int, str)) and not isinstance(v, bool) for v in value):
+                    raise SpecError(f"{where} must be a non-empty list of distinct integers or names")
+                if len(value) == 1:
+                    fixed[name] = value[0]
+                else:
+                    dims.append(Dimension(name, tuple(value)))
+            elif isinstance(value, (int, str)) and not isinstance(value, bool):
+                fixed[name] = value
+            else:
+                raise SpecError(f"{where} must be a list of choices, a {{low, high, step}} range, "
+                                "the name of another column, or one value")
+        names = {d.name for d in dims} | set(fixed)
+        for name, target in ties.items():
+            if target not in names:
+                raise SpecError(f"{owner}: key '{name}' = {target!r} names a column the space does "
+                                f"not set; allowed: {', '.join(sorted(names))}")
+        return cls(tuple(dims), ties, fixed)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The space as a ``[space]`` table (what :meth:`from_dict` reads)."""
+        out: dict[str, Any] = {}
+        for d in self.dimensions:
+            out[d.name] = ({"low": d.choices[0], "high": d.choices[-1], "step": d.step}
+                           if d.is_range else list(d.choices))
+        return out | dict(self.fixed) | dict(self.ties)
+
+    @property
+    def size(self) -> int:
+        """Points in the space (the product of the dimensions' sizes)."""
+        return math.prod(len(d.choices) for d in self.dimensions)
+
+    def suggest(self, trial: optuna.Trial) -> dict[str, Any]:
+        """A point sampled by ``trial`` (every column, ties and fixed ones included)."""
+        point = {d.name: d.suggest(trial) for d in self.dimensions} | dict(self.fixed)
+        return point | {name: point[target] for name, target in self.ties.items()}
+
+    def columns(self, points: Sequence[dict[str, Any]]) -> dict[str, np.ndarray]:
+        """Points as one array per column."""
+        names = points[0].keys()
+        return {name: np.asarray([point[name] for point in points]) for name in names}
+
+    def grid_chunks(self, chunk: int) -> Iterator[tuple[dict[str, np.ndarray], int]]:
+        """Every point of the space as column arrays shaped for broadcasting (one axis per
+        dimension), in chunks of at most about ``chunk`` points along the leading
+        dimensions; yields ``(columns, flat offset of the chunk)``."""
+        dims = list(self.dimensions)
+        sizes = [len(d.choices) for d in dims]
+        # split along the first dimensions until a block of the rest fits in a chunk
+        split = 0
+        while split < len(dims) and math.prod(sizes[split:]) > chunk:
+            split += 1
+        block = math.prod(sizes[split:])
+        outer = [range(n) for n in sizes[:split]]
+        for offset, index in enumerate(np.ndindex(*[len(r) for r in outer]) if outer else [()]):
+            columns: dict[str, np.ndarray] = {}
+            for axis, d in enumerate(dims[split:]):
+                shape = [1] * (len(dims) - split)
+                shape[axis] = len(d.choices)
+                columns[d.name] = np.asarray(d.choices).reshape(shape)
+            for i, d in zip(index, dims[:split], strict=True):
+                columns[d.name] = np.asarray(d.choices[i])
+            columns |= {k: np.asarray(v) for k, v in self.fixed.items()}
+            columns |= {name: columns[target] for name, target in self.ties.items()}
+            yield columns, offset * block
+
+    def point_at(self, flat: int) -> dict[str, Any]:
+        """The point at index ``flat`` of the space's row-major enumeration."""
+        sizes = [len(d.choices) for d in self.dimensions]
+        index = np.unravel_index(flat, sizes) if sizes else ()
+        point = {d.name: _plain(d.choices[i]) for d, i in zip(self.dimensions, index, strict=True)}
+        point |= dict(self.fixed)
+        return point | {name: point[target] for name, target in self.ties.items()}
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value

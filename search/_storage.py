@@ -1,0 +1,117 @@
+"""Where studies live: Optuna's own storages, opened from a URL or a path.
+
+- No ``--storage`` (and none in the study file): Optuna's journal file storage in
+  ``./plummer-storage/studies.journal``. It needs no set-up, persists, resumes, and is safe
+  for several processes on one machine (the journal file backend locks its file).
+- ``sqlite:///...``, ``postgresql://...`` (``postgresql+psycopg2://``), ``mysql://...``:
+  Optuna's RDB storage (PostgreSQL for workers on several machines).
+- Any other text: the path of a journal file.
+
+A study carries its study file's fingerprint (model, hardware, space, objectives) as a
+user attribute: a study file whose fingerprint differs from the stored study's of the same
+name gets a clear error, and its trials are never mixed in.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import optuna
+from optuna.storages import BaseStorage, JournalStorage, RDBStorage
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import TrialState
+
+from plummer.errors import SpecError
+from search._study_file import StudyFile
+
+DEFAULT_STORAGE = Path("plummer-storage") / "studies.journal"
+_RDB_PREFIXES = ("sqlite:", "postgresql", "postgres:", "mysql")
+FINGERPRINT = "plummer_fingerprint"
+WORKER = "plummer_worker"
+
+
+def storage_url(study: StudyFile | None, override: str | None) -> str:
+    """The storage a command uses: ``override``, else the study file's, else the default
+    journal file (as an absolute path)."""
+    url = override or (study.storage if study else None)
+    return url or str(Path.cwd() / DEFAULT_STORAGE)
+
+
+def open_storage(url: str) -> BaseStorage:
+    """Optuna's storage for ``url`` (module docstring); errors name the URL."""
+    if url.startswith(_RDB_PREFIXES):
+        try:
+            return RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
+        except ImportError as exc:
+            raise SpecError(f"--storage '{url}' needs a database driver: {exc}") from None
+        except Exception as exc:  # sqlalchemy's connection errors
+            raise SpecError(f"--storage '{url}' cannot be opened: {str(exc).splitlines()[0]}") from None
+    path = Path(url)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return JournalStorage(JournalFileBackend(str(path)))
+    except OSError as exc:
+        raise SpecError(f"--storage '{url}' is not a writable journal file: {exc.strerror}") from None
+
+
+def open_study(study: StudyFile, storage: BaseStorage, sampler: optuna.samplers.BaseSampler | None = None,
+               create: bool = True) -> optuna.Study:
+    """The stored study of ``study``'s name (created if absent and ``create``), checked to be
+    the same search (fingerprint); the error names what differs."""
+    directions = [o.direction for o in study.objectives]
+    names = {s.study_name: s for s in optuna.get_all_study_summaries(storage)}
+    if study.name not in names:
+        if not create:
+            raise SpecError(f"study '{study.name}' is not in the storage; run `plummer study run` first")
+        result = optuna.create_study(storage=storage, study_name=study.name, directions=directions,
+                                     sampler=sampler, load_if_exists=True)
+        if result.user_attrs.get(FINGERPRINT) is None:
+            result.set_user_attr(FINGERPRINT, study.fingerprint())
+            result.set_user_attr("plummer_model", study.model.name)
+            result.set_user_attr("plummer_hardware", study.hardware.name)
+            result.set_user_attr("plummer_space", study.space.to_dict())
+    else:
+        result = optuna.load_study(study_name=study.name, storage=storage, sampler=sampler)
+    stored = result.user_attrs.get(FINGERPRINT)
+    if stored != study.fingerprint():
+        raise SpecError(
+            f"the storage already holds a study named '{study.name}' for a different search "
+            f"(model '{result.user_attrs.get('plummer_model')}', hardware "
+            f"'{result.user_attrs.get('plummer_hardware')}', space or objectives differ); give the "
+            "study file another 'name' or use another --storage")
+    stored_dirs = [d.name.lower() for d in result.directions]
+    if stored_dirs != directions:
+        raise SpecError(f"study '{study.name}' is stored with directions {stored_dirs}, the file says {directions}")
+    return result
+
+
+def worker_tag() -> str:
+    """``host:pid`` of this process (written on every trial it asks)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def fail_dead_workers_trials(study: optuna.Study) -> int:
+    """Mark FAIL the RUNNING trials asked by processes of this host that no longer exist
+    (a worker killed mid-batch); returns how many. Finished trials are never touched, and
+    trials of live workers and of other hosts are left alone."""
+    host = socket.gethostname()
+    failed = 0
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        tag = trial.user_attrs.get(WORKER, "")
+        owner, _, pid = tag.rpartition(":")
+        if owner == host and pid.isdigit() and not _alive(int(pid)):
+            study._storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
+            failed += 1
+    return failed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

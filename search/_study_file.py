@@ -1,0 +1,211 @@
+"""Study files (``studies/*.toml``): what to search, for which model and chip, and how.
+
+::
+
+    name = "llama3-8b-wse2"              # the study's name in its storage (default: the file's stem)
+    description = "..."
+    model = "llama3-8b"                  # preset, model TOML or Hugging Face config.json
+    hardware = "wse2"                    # preset or hardware TOML
+
+    [space]                              # layout columns (search/_space.py)
+    dc_p = {low = 120, high = 720, step = 60}
+    dc_q = "dc_p"
+    input_tokens = 4096
+
+    [[objectives]]                       # one, or several (multi-objective)
+    metric = "utilization"               # a key of plummer.layout.evaluate's metrics
+    direction = "maximize"
+
+    [[constraints]]                      # optional, besides the layout's own fit
+    metric = "ttft_s"
+    max = 1.0
+
+    [sampler]
+    name = "tpe"                         # tpe (default), nsgaii (default for several objectives),
+    seed = 0                             # gp, cmaes (one objective, integer ranges), random
+    options = {n_startup_trials = 20}    # passed to the Optuna sampler
+
+    [run]
+    trials = 300                         # trials per `plummer study run`
+    batch = 16                           # trials asked and evaluated at once
+    storage = "..."                      # optional: an Optuna RDB URL or a journal file path
+
+Paths in ``model`` and ``hardware`` are relative to the study file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from plummer import _fields as f
+from plummer.errors import SpecError
+from plummer.hardware import HardwareSpec, load_hardware
+from plummer.model import ModelSpec, load_model
+from search._space import SearchSpace
+
+SAMPLERS = ("tpe", "nsgaii", "gp", "cmaes", "random")
+DIRECTIONS = ("maximize", "minimize")
+
+#: Metrics an objective or a constraint may name (keys of the layout evaluation).
+METRICS = (
+    "utilization", "utilization_prefill", "utilization_decode", "utilization_single",
+    "ttft_s", "prefill_tokens_per_s", "prefill_throughput_tokens_per_s",
+    "decode_tokens_per_s", "decode_s_per_token", "decode_throughput_tokens_per_s",
+    "e2e_tokens_per_s", "e2e_throughput_tokens_per_s", "energy_per_token_j", "replacement_s",
+    "memory_per_core_bytes", "memory_prefill_bytes", "memory_decode_bytes",
+    "memory_headroom_bytes", "routes_per_core", "max_context_shift", "max_context_concat",
+)
+
+
+@dataclass(frozen=True)
+class Objective:
+    """A metric to optimise and its direction."""
+
+    metric: str
+    direction: str
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """A metric bound: feasible where ``min <= metric <= max`` (either may be absent)."""
+
+    metric: str
+    min: float | None = None
+    max: float | None = None
+
+
+@dataclass(frozen=True)
+class StudyFile:
+    """A parsed study file (module docstring)."""
+
+    name: str
+    path: Path | None
+    model: ModelSpec
+    hardware: HardwareSpec
+    model_ref: str
+    hardware_ref: str
+    space: SearchSpace
+    objectives: tuple[Objective, ...]
+    constraints: tuple[Constraint, ...] = ()
+    sampler: str = "tpe"
+    seed: int | None = 0
+    sampler_options: dict[str, Any] = field(default_factory=dict)
+    trials: int = 300
+    batch: int = 16
+    storage: str | None = None
+    description: str = ""
+
+    @property
+    def multi_objective(self) -> bool:
+        """Whether the study has several objectives."""
+        return len(self.objectives) > 1
+
+    def fingerprint(self) -> str:
+        """A digest of what makes two studies comparable: model, hardware, space and
+        objectives (a storage refuses to mix studies of one name with different ones)."""
+        data = {"model": self.model.to_dict(), "hardware": self.hardware.to_dict(),
+                "space": self.space.to_dict(),
+                "objectives": [(o.metric, o.direction) for o in self.objectives]}
+        return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+_TOP_KEYS = ("name", "description", "model", "hardware", "space", "objectives", "constraints",
+             "sampler", "run")
+
+
+def _table(owner: str, data: Any, keys: tuple[str, ...]) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise SpecError(f"{owner}: must be a table")
+    unknown = sorted(set(data) - set(keys))
+    if unknown:
+        raise SpecError(f"{owner}: unknown key(s) {', '.join(repr(k) for k in unknown)}; "
+                        f"allowed: {', '.join(keys)}")
+    return data
+
+
+def _resolve(reference: str, base: Path | None) -> str:
+    """A preset name as is; a relative file path from the study file's directory."""
+    if base is not None and ("/" in reference or reference.endswith((".toml", ".json"))):
+        candidate = (base / reference)
+        if candidate.exists():
+            return str(candidate)
+    return reference
+
+
+def parse_study(data: dict[str, Any], name: str, path: Path | None = None) -> StudyFile:
+    """A :class:`StudyFile` from a parsed TOML mapping (errors name the key and value)."""
+    owner = f"study file '{path}'" if path else "study"
+    _table(owner, data, _TOP_KEYS)
+    for key in ("model", "hardware", "space", "objectives"):
+        if key not in data:
+            raise SpecError(f"{owner}: missing required key '{key}'")
+    base = path.parent if path else None
+    model_ref = _resolve(f.require_str(owner, "model", data["model"]), base)
+    hardware_ref = _resolve(f.require_str(owner, "hardware", data["hardware"]), base)
+    space = SearchSpace.from_dict(data["space"], f"{owner} [space]")
+    raw_objectives = data["objectives"]
+    if not isinstance(raw_objectives, list) or not raw_objectives:
+        raise SpecError(f"{owner}: 'objectives' must be a list of tables "
+                        "([[objectives]] metric = ..., direction = ...)")
+    objectives = []
+    for i, item in enumerate(raw_objectives):
+        where = f"{owner} objectives[{i}]"
+        item = _table(where, item, ("metric", "direction"))
+        metric = item.get("metric")
+        if metric not in METRICS:
+            raise SpecError(f"{where}: 'metric' = {metric!r} must be one of {', '.join(METRICS)}")
+        direction = item.get("direction", "maximize")
+        if direction not in DIRECTIONS:
+            raise SpecError(f"{where}: 'direction' = {direction!r} must be maximize or minimize")
+        objectives.append(Objective(metric, direction))
+    constraints = []
+    for i, item in enumerate(data.get("constraints", [])):
+        where = f"{owner} constraints[{i}]"
+        item = _table(where, item, ("metric", "min", "max"))
+        if item.get("metric") not in METRICS:
+            raise SpecError(f"{where}: 'metric' = {item.get('metric')!r} must be one of {', '.join(METRICS)}")
+        if "min" not in item and "max" not in item:
+            raise SpecError(f"{where}: give 'min', 'max' or both")
+        bounds = {k: f.require_number(where, k, item[k], -float("inf")) for k in ("min", "max") if k in item}
+        constraints.append(Constraint(item["metric"], **bounds))
+    sampler = _table(f"{owner} [sampler]", data.get("sampler", {}), ("name", "seed", "options"))
+    default = "nsgaii" if len(objectives) > 1 else "tpe"
+    sampler_name = sampler.get("name", default)
+    if sampler_name not in SAMPLERS:
+        raise SpecError(f"{owner} [sampler]: 'name' = {sampler_name!r} must be one of {', '.join(SAMPLERS)}")
+    if sampler_name == "cmaes" and len(objectives) > 1:
+        raise SpecError(f"{owner} [sampler]: 'name' = 'cmaes' handles one objective only; "
+                        "use nsgaii, tpe or random for several")
+    seed = sampler.get("seed", 0)
+    if seed is not None:
+        f.require_int(f"{owner} [sampler]", "seed", seed, 0)
+    options = sampler.get("options", {})
+    if not isinstance(options, dict):
+        raise SpecError(f"{owner} [sampler]: 'options' must be a table of sampler arguments")
+    run = _table(f"{owner} [run]", data.get("run", {}), ("trials", "batch", "storage"))
+    trials = f.require_int(f"{owner} [run]", "trials", run.get("trials", 300), 1)
+    batch = f.require_int(f"{owner} [run]", "batch", run.get("batch", 16), 1)
+    storage = run.get("storage")
+    if storage is not None:
+        f.require_str(f"{owner} [run]", "storage", storage)
+    study_name = data.get("name", name)
+    f.require_str(owner, "name", study_name)
+    description = data.get("description", "")
+    if not isinstance(description, str):
+        raise SpecError(f"{owner}: 'description' must be a string")
+    return StudyFile(
+        name=study_name, path=path, model=load_model(model_ref), hardware=load_hardware(hardware_ref),
+        model_ref=model_ref, hardware_ref=hardware_ref, space=space, objectives=tuple(objectives),
+        constraints=tuple(constraints), sampler=sampler_name, seed=seed, sampler_options=options,
+        trials=trials, batch=batch, storage=storage, description=description,
+    )
+
+
+def load_study_file(path: str | Path) -> StudyFile:
+    """Read and check a study file."""
+    path = Path(path)
+    return parse_study(f.read_toml(path), name=path.stem, path=path)
