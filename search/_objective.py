@@ -4,7 +4,8 @@ Objective values are the study's metrics as evaluated (an infeasible layout keep
 figures). Feasibility goes to Optuna's ``constraints_func`` as one value per constraint,
 ``<= 0`` where satisfied: the bytes a phase's memory overflows its budget, the routes beyond
 the budget, 1 for regions that do not fit the fabric or choices the kernels cannot run, and
-the distance past each bound of the study's own ``[[constraints]]``.
+the distance past each bound of the study's own ``[[constraints]]``. With ``memory =
+"ignore"`` the memory constraints always hold (-1).
 """
 
 from __future__ import annotations
@@ -45,9 +46,10 @@ def constraint_values(study: StudyFile, ev: Evaluation) -> np.ndarray:
     """``(constraints, *batch)`` values, ``<= 0`` where satisfied (module docstring)."""
     m, spec = ev.metrics, study.hardware
     reasons = m["reasons"]
+    ignore = -1.0 if study.memory == "ignore" else None
     values = [
-        m["memory_prefill_bytes"] - spec.memory_bytes,
-        m["memory_decode_bytes"] - spec.memory_bytes,
+        m["memory_prefill_bytes"] - spec.memory_bytes if ignore is None else ignore,
+        m["memory_decode_bytes"] - spec.memory_bytes if ignore is None else ignore,
         m["routes_per_core"] - spec.route_budget,
         np.where(reasons & (16 | 32), 1.0, -1.0),
         np.where(reasons & (64 | 128 | 256 | 512), 1.0, -1.0),

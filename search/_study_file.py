@@ -6,6 +6,7 @@
     description = "..."
     model = "llama3-8b"                  # preset, model TOML or Hugging Face config.json
     hardware = "wse2"                    # preset or hardware TOML
+    memory = "enforce"                   # or "ignore": time layouts as if the weights fit
 
     [space]                              # layout columns (search/_space.py)
     dc_p = {low = 120, high = 720, step = 60}
@@ -30,7 +31,10 @@
     batch = 16                           # trials asked and evaluated at once
     storage = "..."                      # optional: an Optuna RDB URL or a journal file path
 
-Paths in ``model`` and ``hardware`` are relative to the study file.
+Paths in ``model`` and ``hardware`` are relative to the study file. ``memory = "ignore"``
+drops the memory constraints: for a model whose weights exceed the wafer's SRAM no layout
+fits, and the study then ranks layouts by their timing alone, as published wafer results
+for such models do (they run a subset of the layers and scale the time up).
 """
 
 from __future__ import annotations
@@ -98,6 +102,7 @@ class StudyFile:
     batch: int = 16
     storage: str | None = None
     description: str = ""
+    memory: str = "enforce"
 
     @property
     def multi_objective(self) -> bool:
@@ -108,13 +113,13 @@ class StudyFile:
         """A digest of what makes two studies comparable: model, hardware, space and
         objectives (a storage refuses to mix studies of one name with different ones)."""
         data = {"model": self.model.to_dict(), "hardware": self.hardware.to_dict(),
-                "space": self.space.to_dict(),
+                "space": self.space.to_dict(), "memory": self.memory,
                 "objectives": [(o.metric, o.direction) for o in self.objectives]}
         return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-_TOP_KEYS = ("name", "description", "model", "hardware", "space", "objectives", "constraints",
-             "sampler", "run")
+_TOP_KEYS = ("name", "description", "model", "hardware", "memory", "space", "objectives",
+             "constraints", "sampler", "run")
 
 
 def _table(owner: str, data: Any, keys: tuple[str, ...]) -> dict[str, Any]:
@@ -197,8 +202,15 @@ def parse_study(data: dict[str, Any], name: str, path: Path | None = None) -> St
     description = data.get("description", "")
     if not isinstance(description, str):
         raise SpecError(f"{owner}: 'description' must be a string")
+    memory = data.get("memory", "enforce")
+    if memory not in ("enforce", "ignore"):
+        raise SpecError(f"{owner}: 'memory' = {memory!r} must be 'enforce' or 'ignore'")
+    hardware = load_hardware(hardware_ref)
+    if any(o.metric == "energy_per_token_j" for o in objectives) and hardware.power_watts is None:
+        raise SpecError(f"{owner}: objective 'energy_per_token_j' needs a hardware spec with "
+                        f"'power_watts'; '{hardware.name}' has none")
     return StudyFile(
-        name=study_name, path=path, model=load_model(model_ref), hardware=load_hardware(hardware_ref),
+        name=study_name, path=path, model=load_model(model_ref), hardware=hardware, memory=memory,
         model_ref=model_ref, hardware_ref=hardware_ref, space=space, objectives=tuple(objectives),
         constraints=tuple(constraints), sampler=sampler_name, seed=seed, sampler_options=options,
         trials=trials, batch=batch, storage=storage, description=description,
