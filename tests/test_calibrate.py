@@ -21,14 +21,14 @@ def test_measured_data_is_present():
 def test_load_recognises_every_record():
     records = load_measurements(sorted(DATA.glob("*.json")))
     assert len(records) == 1069
-    assert records["kernel"].value_counts().to_dict() == {"meshgemm": 769, "meshgemv": 236, "shift": 64}
+    assert records["kind"].value_counts().to_dict() == {"meshgemm": 769, "meshgemv": 236, "shift": 64}
 
 
 def test_holdout_error_within_bounds():
     """The issue's command: every measured kernel at once, P >= 464 held out."""
     records = load_measurements(sorted(DATA.glob("*.json")))
     result = calibrate(records, load_hardware("wse3"), holdout_min_p=464)
-    errors = result.errors.set_index("kernel")
+    errors = result.errors.set_index("kind")
     for kernel in ("meshgemm", "meshgemv"):
         assert errors.loc[kernel, "n_holdout"] > 0
         assert errors.loc[kernel, "mape_holdout"] <= 0.03, kernel
@@ -37,7 +37,7 @@ def test_holdout_error_within_bounds():
     # so the L >= P records fit as well as the others
     assert errors.loc["shift", "mape_fit"] <= 0.04
     assert errors.loc["shift", "max_err_fit"] <= 0.10
-    shift = result.records[result.records["kernel"] == "shift"]
+    shift = result.records[result.records["kind"] == "shift"]
     beyond = shift[shift["L"] >= shift["P"]]
     assert len(beyond) >= 8 and (beyond["rel_error"].abs() <= 0.10).all()
     # the preset carries what this fit gives (to its rounding)
@@ -55,7 +55,7 @@ def _write(tmp_path: Path, records) -> Path:
 @pytest.mark.parametrize(
     "records, match",
     [
-        ([{"P": 4, "M": 4, "mean_cycle_count": 10.0}], "match no kernel"),
+        ([{"P": 4, "M": 4, "mean_cycle_count": 10.0}], "match no kind"),
         ([{"P": 4, "M": 4, "K": 4, "N": 4, "mean_cycle_count": "fast"}], "'mean_cycle_count'"),
         ([{"P": 4, "M": 4, "K": 4, "N": 4}], "missing field 'mean_cycle_count'"),
         ([], "no records"),
@@ -89,7 +89,7 @@ def test_cli_calibrate_json(run_cli, tmp_path):
     )
     assert code == 0, err
     payload = json.loads(out)
-    assert set(payload["kernels"]["meshgemv"]) >= {
+    assert set(payload["kinds"]["meshgemv"]) >= {
         "mape_fit", "max_err_fit", "mape_holdout", "max_err_holdout", "n_fit", "n_holdout"
     }
     assert load_hardware(out_file).alpha == pytest.approx(payload["parameters"]["alpha"]["value"])
@@ -102,12 +102,13 @@ def test_csv_with_the_same_columns_reads_like_json(tmp_path):
     path.write_text("\n".join([",".join(columns)] + [",".join(str(r[c]) for c in columns) for r in records]))
     from_csv = load_measurements([path])
     from_json = load_measurements([_write(tmp_path, records)])
-    assert (from_csv["kernel"] == "meshgemv").all()
-    assert from_csv[["P", "M", "N", "group_num", "cycles"]].equals(from_json[["P", "M", "N", "group_num", "cycles"]])
+    assert (from_csv["kind"] == "meshgemv").all()
+    columns = ["P", "M", "N", "group_num", "measured"]
+    assert from_csv[columns].equals(from_json[columns])
 
 
-def test_kernel_option_forces_the_kernel_and_checks_the_fields(tmp_path):
+def test_kind_option_forces_the_kind_and_checks_the_fields(tmp_path):
     path = _write(tmp_path, [{"P": 16, "M": 16, "N": 16, "group_num": 2, "mean_cycle_count": 240.0}])
-    assert load_measurements([path], kernel="meshgemv")["kernel"].tolist() == ["meshgemv"]
-    with pytest.raises(DataError, match="do not fit kernel 'shift'"):
-        load_measurements([path], kernel="shift")
+    assert load_measurements([path], kind="meshgemv")["kind"].tolist() == ["meshgemv"]
+    with pytest.raises(DataError, match="do not fit kind 'shift'"):
+        load_measurements([path], kind="shift")
