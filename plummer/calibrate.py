@@ -28,9 +28,9 @@ holdout_min_p`` are held out of every fit. A parameter is fitted only if it move
 predictions and its Jacobian column is not a combination of those of the parameters
 fitted before it (in :data:`BOUNDS` order); the others keep the base spec's value.
 The one-sigma figures read ``sqrt(diag((J^T J)^-1) S / (n - p))`` off the Jacobian: they
-treat the residuals as independent noise, which they are not (the measured means are
-repeatable to 0.01 cycles; the residuals are the model's error), so they understate
-how loosely the data pin a parameter. :func:`analyse` reports three better measures:
+treat the residuals as independent noise, which they are not (they are mostly the
+model's error, a few percent that follows the configuration), so they understate how
+loosely the data pin a parameter. :func:`analyse` reports three better measures:
 
 - *Profile*: parameter ``j`` held at a value ``x``, the others refitted; the range of
   ``x`` over which the fit error stays within ``(1 + tolerance)`` times its minimum.
@@ -38,6 +38,8 @@ how loosely the data pin a parameter. :func:`analyse` reports three better measu
   ``sqrt(dS [(J^T J)^-1]_jj)``, ``dS = ((1 + tol)^2 - 1) S``, then doubling), refines
   the first step past the threshold by bisection and interpolates the crossing; a side
   that reaches the parameter's bound is *open* (the data do not exclude the bound).
+  The threshold is on the joint error, so one kind's own error may rise by more than
+  the tolerance: a kind alone can pin a parameter that the joint profile leaves open.
 - *Each kind alone*: the parameters that kind's Jacobian (at the joint optimum, columns
   scaled to unit norm) identifies are refitted on its records, the others held at the
   joint values. Per parameter the kind says ``-`` (its predictions do not depend on
@@ -257,9 +259,11 @@ def load_measurements(paths: Sequence[str | Path], kind: str | None = None) -> p
     ``measured`` (its value), ``file`` and ``record`` (its index in the file).
 
     Example:
-        >>> records = load_measurements(["../shared/data/wse3/shift.json"])  # doctest: +SKIP
-        >>> records["kind"].unique().tolist()  # doctest: +SKIP
-        ['shift']
+        >>> import pathlib, tempfile
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "gemv.csv"
+        >>> _ = path.write_text("P,M,N,group_num,mean_cycle_count\\n16,16,16,2,246.95\\n")
+        >>> load_measurements([path])[["kind", "P", "group_num", "measured"]].values.tolist()
+        [['meshgemv', 16, 2, 246.95]]
     """
     if kind is not None and kind not in MEASURED:
         raise DataError(f"kind '{kind}' is unknown; allowed: {', '.join(MEASURED)}")
@@ -322,12 +326,12 @@ class _Objective:
         for kind, part in frame.groupby("kind", sort=False):
             measured = part["measured"].to_numpy(dtype=float)
             predictor = MEASURED[kind].predictor(part)
-            self.parts.append((kind, predictor, figures[kind], measured, 1.0 / math.sqrt(len(part))))
+            self.parts.append((predictor, figures[kind], measured, 1.0 / math.sqrt(len(part))))
 
     def __call__(self, spec: HardwareSpec) -> np.ndarray:
         return np.concatenate([
             weight * (predict(spec, figure) / measured - 1.0)
-            for _, predict, figure, measured, weight in self.parts
+            for predict, figure, measured, weight in self.parts
         ])
 
     def rms(self, residuals: np.ndarray) -> float:
@@ -347,7 +351,7 @@ def _jacobian(function: Callable[[HardwareSpec], np.ndarray], spec: HardwareSpec
         x = float(getattr(spec, name))
         h = 1e-3 * max(abs(x), 1.0)
         low, high = BOUNDS[name]
-        minus, plus = max(x - h, low), min(x + h, high)
+        minus, plus = max(x - h, min(low, x)), min(x + h, max(high, x))  # a spec may lie outside
         columns.append(
             (function(spec.replace(**{name: plus})) - function(spec.replace(**{name: minus}))) / (plus - minus)
         )
@@ -421,6 +425,7 @@ def _identify(jacobian: np.ndarray, names: Sequence[str], values: Sequence[float
     if used:
         _, singular, vt = np.linalg.svd(unit, full_matrices=False)
         null = vt[singular < _DEPENDENT * max(singular[0], 1.0)] / norms[used]  # in each parameter's unit
+        null = null / np.max(np.abs(null), axis=1, keepdims=True) if len(null) else null
         for step in _echelon(null) if len(null) else ():
             combinations.append({names[i]: float(s) for i, s in zip(used, step) if abs(s) > 1e-6})
     free_unit = jacobian[:, free] / norms[free] if free else np.zeros((len(jacobian), 0))
@@ -507,11 +512,17 @@ def calibrate(
     ``figure``: what each kind is compared with (default: what it measured; a name for
     every kind that offers it, or a mapping kind -> name).
 
-    Example:
-        >>> records = load_measurements(sorted(Path("../shared/data/wse3").glob("*.json")))  # doctest: +SKIP
-        >>> fit = calibrate(records, load_hardware("wse3"), holdout_min_p=464)  # doctest: +SKIP
-        >>> fit.errors.set_index("kind").loc["meshgemv", "n_holdout"]  # doctest: +SKIP
-        80
+    Example (shift records made from a spec whose launch costs 60 cycles; shift alone
+    confounds alpha with the message overhead, so the latter is kept):
+        >>> from plummer.hardware import load_hardware
+        >>> spec = load_hardware("wse3")
+        >>> records = pd.DataFrame({"kind": "shift", "P": 16, "L": [1, 2, 4, 8, 16], "M": 64, "N": 64})
+        >>> truth = spec.replace(launch_overhead_cycles=60.0)
+        >>> records["measured"] = MEASURED["shift"].predictor(records)(truth, "mean")
+        >>> names = ["alpha", "message_overhead_cycles", "launch_overhead_cycles"]
+        >>> fit = calibrate(records, spec, parameters=names)
+        >>> round(fit.parameters["launch_overhead_cycles"][0], 3), fit.fixed
+        (60.0, ['message_overhead_cycles'])
     """
     records = records.reset_index(drop=True)
     names = list(parameters or BOUNDS)
@@ -528,6 +539,11 @@ def calibrate(
     start = {k: (1.0 if v == 0.0 else v) for k, v in start.items()}
     free = _identify(_jacobian(objective, base.replace(**start), names), names, list(start.values())).free
     fixed = [n for n in names if n not in free]
+    if not free:
+        raise DataError(
+            f"none of the parameters to fit ({', '.join(names)}) moves the predictions of these "
+            f"records ({', '.join(sorted(fit['kind'].unique()))})"
+        )
     if len(fit) <= len(free):
         raise DataError(
             f"{len(fit)} records cannot fit {len(free)} free parameters "
@@ -772,8 +788,15 @@ def sweep_fits(
     """Fit ``parameters`` (default: all in :data:`BOUNDS` that the differences identify)
     to the differences along each of the kind's sweep fields, per size and together.
 
-    Example (MeshGEMV's group-count sweeps, beta alone with alpha held at 2):
-        >>> fits = sweep_fits(records, spec.replace(alpha=2.0), "meshgemv", ["mean"], ["beta"])  # doctest: +SKIP
+    Example (a group-count sweep made with alpha = 2 and beta = 12, fitted from a spec
+    whose constant terms do not matter):
+        >>> from plummer.hardware import load_hardware
+        >>> spec = load_hardware("wse3")
+        >>> records = pd.DataFrame({"kind": "meshgemv", "P": 16, "M": 16, "N": 16, "group_num": [2, 4, 8]})
+        >>> truth = spec.replace(alpha=2.0, beta=12.0, launch_overhead_cycles=0.0)
+        >>> records["measured"] = MEASURED["meshgemv"].predictor(records)(truth, "mean")
+        >>> [round(v, 3) for v in sweep_fits(records, spec, "meshgemv", ["mean"])[0].parameters.values()]
+        [2.0, 12.0]
     """
     if kind not in MEASURED:
         raise DataError(f"kind '{kind}' is unknown; allowed: {', '.join(MEASURED)}")
@@ -972,9 +995,15 @@ def analyse(
     ``(1 + tolerance)`` times the minimum. ``profile=False`` skips every profile
     (statuses then come from the Jacobians alone).
 
-    Example:
-        >>> report = analyse(records, load_hardware("wse3"), holdout_min_p=464)  # doctest: +SKIP
-        >>> report.table().set_index("parameter").loc["alpha", ["value", "low", "high"]]  # doctest: +SKIP
+    Example (shift records, 1% off a spec's predictions):
+        >>> from plummer.hardware import load_hardware
+        >>> spec = load_hardware("wse3")
+        >>> records = pd.DataFrame({"kind": "shift", "P": 16, "L": [1, 2, 4, 8, 16], "M": 64, "N": 64})
+        >>> records["measured"] = MEASURED["shift"].predictor(records)(spec, "mean")
+        >>> records["measured"] *= [1.01, 0.99, 1.0, 1.01, 0.99]
+        >>> report = analyse(records, spec, parameters=["alpha", "launch_overhead_cycles"])
+        >>> report.identified_by("launch_overhead_cycles"), report.profiles["alpha"].bounded
+        (['shift'], True)
     """
     if not (isinstance(tolerance, (int, float)) and math.isfinite(tolerance) and tolerance > 0):
         raise DataError(f"tolerance = {tolerance!r} must be a positive fraction (0.1: the fit error may rise by 10%)")

@@ -132,6 +132,11 @@ def test_empty_file(tmp_path):
         load_measurements([path])
 
 
+def test_nothing_to_fit(measured):
+    with pytest.raises(DataError, match=r"none of the parameters to fit \(beta\) moves the predictions .*\(shift\)"):
+        calibrate(measured[measured["kind"] == "shift"], PRESET, parameters=["beta"])
+
+
 def test_too_few_records(tmp_path):
     path = _write(tmp_path, [{"P": 4, "M": 4, "K": 4, "N": 4, "mean_cycle_count": 900.0}])
     with pytest.raises(DataError, match="cannot fit"):
