@@ -93,10 +93,12 @@ class Evaluation:
         return self.metrics["reasons"] == 0
 
 
-def _phase(spec: HardwareSpec, ops: list[Op]) -> PhaseCost:
+def _phase(spec: HardwareSpec, ops: list[Op], like: PhaseCost | None = None) -> PhaseCost:
     """Evaluate a phase's plan: its layer, resident weights, largest working set and routes
-    per core (arrays broadcast over what the ops vary with)."""
-    costs = evaluate_ops(spec, ops)
+    per core (arrays broadcast over what the ops vary with). With ``like`` (the same plan at
+    another context), only the ops that depend on the context are evaluated again."""
+    known = None if like is None else {op.name: like.costs[op.name] for op in ops if not op.context}
+    costs = evaluate_ops(spec, ops, known)
     layer = layer_cycles(ops, costs, spec.launch_overhead_cycles)
     weights = sum(np.asarray(op.repeats) * costs[op.name].resident_bytes for op in ops)
     working = reduce(np.maximum, (np.where(np.asarray(op.repeats) > 0, costs[op.name].memory_bytes
@@ -157,7 +159,7 @@ def evaluate(spec: HardwareSpec, model: ModelSpec, arrays: LayoutArrays) -> Eval
     first, last = n_in + 1, n_in + n_out
     c_first, c_last = _row_tokens(arrays, first), _row_tokens(arrays, last)
     decode = _phase(spec, decode_plan(model, spec, dc, b, last, c_last, shift_kv))
-    start = _phase(spec, decode_plan(model, spec, dc, b, first, c_first, shift_kv))
+    start = _phase(spec, decode_plan(model, spec, dc, b, first, c_first, shift_kv), like=decode)
     slope = np.where(c_last != c_first,
                      (decode.layer_cycles - start.layer_cycles) / np.maximum(c_last - c_first, 1), 0.0)
     layer_sum = n_out * (start.layer_cycles - slope * c_first) + slope * _row_token_sum(arrays)

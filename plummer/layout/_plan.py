@@ -164,6 +164,7 @@ def decode_plan(model: ModelSpec, spec: HardwareSpec, ph: PhaseArrays, batch: np
         Op("norm.scale", "local", local_work("scale", b, eq), 1, live_bytes=resid),
     ]
     qkv_n = (eta + 2 * kappa) * hw
+    softmax_ar = {**y, "n": b * eta}  # the max and the sum: one shape
     return [
         *[_renamed(op, "norm1") for op in norm],
         Op("qkv.local", "local", dot_work(b * eq, qkv_n), 1,
@@ -182,10 +183,10 @@ def decode_plan(model: ModelSpec, spec: HardwareSpec, ph: PhaseArrays, batch: np
            {"p": gr["pg"], "q": q, "n": b * eta * c, "k_tree": ph.k_tree, "group_num": 0}, 1,
            context=True, **ar_x),
         Op("softmax.max", "local", local_work("max", b * eta, c), 1, live_bytes=resid, context=True),
-        Op("softmax.allreduce_max", "allreduce", {**y, "n": b * eta}, 1, **ar_y),
+        Op("softmax.allreduce_max", "allreduce", softmax_ar, 1, **ar_y),
         Op("softmax.exp_sum", "local", local_work("exp_sum", b * eta, c), 1, live_bytes=resid,
            context=True),
-        Op("softmax.allreduce_sum", "allreduce", {**y, "n": b * eta}, 1, **ar_y),
+        Op("softmax.allreduce_sum", "allreduce", softmax_ar, 1, **ar_y),
         Op("softmax.divide", "local", local_work("divide", b * eta, c), 1, live_bytes=resid,
            context=True),
         Op("pv.local", "local", dot_work(b * c * eta, hw), 1, flops=attn_flops,
