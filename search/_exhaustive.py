@@ -26,7 +26,10 @@ MAX_POINTS = 20_000_000
 def exhaustive(study: StudyFile, chunk: int = 1 << 18, progress: Any = None) -> dict[str, Any]:
     """Evaluate every point of ``study``'s space: ``points``, ``feasible`` counts, ``seconds``;
     for one objective ``optimum`` = ``{"value", "point"}``; for several ``front`` = the
-    feasible Pareto front as ``[{"values", "point"}, ...]``."""
+    feasible Pareto front as ``[{"values", "point"}, ...]``. A co-design study enumerates its
+    chips, each with its layout (nested: that chip's best)."""
+    if study.codesign is not None:
+        return _exhaustive_chips(study)
     size = study.space.size
     if size > MAX_POINTS:
         raise SpecError(f"study '{study.name}': its space has {size:,} points; exhaustive "
@@ -67,4 +70,33 @@ def exhaustive(study: StudyFile, chunk: int = 1 << 18, progress: Any = None) -> 
         order = np.argsort(-front_values[:, 0])
         out["front"] = [{"values": (front_values[i] * signs).tolist(),
                          "point": study.space.point_at(int(front_index[i]))} for i in order]
+    return out
+
+
+def _exhaustive_chips(study: StudyFile) -> dict[str, Any]:
+    """:func:`exhaustive` over a co-design study's hardware points."""
+    from search._codesign import trial_values
+
+    space = study.codesign.space
+    signs = np.array([1.0 if o.direction == "maximize" else -1.0 for o in study.objectives])
+    start = time.perf_counter()
+    rows, points, records = [], [], []
+    for index in range(space.size):
+        point = space.point_at(index)
+        values, record = trial_values(study, point)
+        if record["feasible"]:
+            rows.append(np.asarray(values) * signs)
+            points.append(point)
+            records.append(record)
+    out: dict[str, Any] = {"study": study.name, "points": space.size, "feasible": len(rows),
+                           "seconds": time.perf_counter() - start}
+    values = np.asarray(rows).reshape(len(rows), len(signs))
+    if len(signs) == 1:
+        best = int(np.argmax(values[:, 0])) if rows else -1
+        out["optimum"] = None if best < 0 else {"value": float(values[best, 0] * signs[0]),
+                                                "point": points[best], "layout_point": records[best]["layout_point"]}
+    else:
+        keep = np.flatnonzero(pareto_mask(values)) if rows else []
+        out["front"] = [{"values": (values[i] * signs).tolist(), "point": points[i],
+                         "layout_point": records[i]["layout_point"]} for i in keep]
     return out

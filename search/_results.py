@@ -48,9 +48,17 @@ def best(study: StudyFile, storage_url: str) -> dict[str, Any]:
     handle = open_study(study, open_storage(storage_url), create=False)
     trials = best_trials(study, handle)
     complete = handle.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-    rows = [{"trial": t.number, "values": list(t.values), "point": trial_point(study, t),
-             "metrics": t.user_attrs.get("plummer", {}).get("metrics", {}),
-             "layout": point_layout(study, trial_point(study, t)).to_dict()} for t in trials]
+    rows = []
+    for t in trials:
+        record = t.user_attrs.get("plummer", {})
+        row = {"trial": t.number, "values": list(t.values), "metrics": record.get("metrics", {})}
+        if study.codesign is None:
+            row |= {"point": trial_point(study, t), "layout": point_layout(study, trial_point(study, t)).to_dict()}
+        else:  # a chip, and the layout chosen for it
+            hardware = dict(t.params) | dict(study.codesign.space.fixed)
+            row |= {"point": hardware, "hardware": hardware,
+                    "layout": point_layout(study, record["layout_point"]).to_dict()}
+        rows.append(row)
     return {"study": study.name, "storage": storage_url, "trials": len(complete),
             "feasible": len(feasible_trials(handle)),
             "objectives": [f"{o.direction} {o.metric}" for o in study.objectives], "best": rows}

@@ -30,6 +30,7 @@ from search._objective import (
     objective_values,
     trial_record,
 )
+from search._codesign import trial_values
 from search._storage import WORKER, fail_dead_workers_trials, open_storage, open_study, worker_tag
 from search._study_file import StudyFile, load_study_file
 
@@ -87,6 +88,18 @@ def run_worker(study: StudyFile, storage_url: str, trials: int, worker: int = 0,
     start = time.perf_counter()
     evaluating = 0.0
     done = 0
+    while done < trials and study.codesign is not None:
+        trial = handle.ask()
+        trial.set_user_attr(WORKER, tag)
+        began = time.perf_counter()
+        values, record = trial_values(study, study.codesign.space.suggest(trial))
+        evaluating += time.perf_counter() - began
+        trial.set_constraint("a_layout_fits", record["constraints"]["a_layout_fits"])
+        trial.set_user_attr("plummer", record)
+        handle.tell(trial, values)
+        done += 1
+        if progress is not None:
+            progress.update(1)
     while done < trials:
         asked = []
         for _ in range(min(study.batch, trials - done)):

@@ -4,7 +4,8 @@ A space maps names of :meth:`plummer.layout.LayoutArrays.from_columns` (``pf_p``
 ``dc_regions``, ``dc_allreduce``, ``batch``, ...) to one of:
 
 - a list of choices (``[360, 480, 600]``, ``["ktree", "pipeline"]``): categorical;
-- a table ``{low = 1, high = 8, step = 1}``: integers ``low, low + step, ..., <= high``;
+- a table ``{low = 1, high = 8, step = 1}``: integers ``low, low + step, ..., <= high``
+  (numbers ``low + k step`` when any of them is a float: a hardware space's ``alpha``);
 - the name of another dimension (``dc_q = "dc_p"``): the same value (square grids);
 - a single value: fixed, not searched.
 
@@ -35,19 +36,22 @@ COLUMNS = ("batch", "input_tokens", "output_tokens", "kv_cache") + tuple(
 @dataclass(frozen=True)
 class Dimension:
     """One searched column: ``choices`` (the values it may take, in order) and whether they
-    are an integer range (``step``) or categories."""
+    are a range (``step``: integers, or floats when ``step`` or a bound is a float) or
+    categories."""
 
     name: str
     choices: tuple[Any, ...]
-    step: int | None = None
+    step: int | float | None = None
 
     @property
     def is_range(self) -> bool:
-        """Whether the dimension is an integer range (Optuna's ``suggest_int``)."""
+        """Whether the dimension is a numeric range (Optuna's ``suggest_int``/``suggest_float``)."""
         return self.step is not None
 
     def suggest(self, trial: optuna.Trial) -> Any:
         """The trial's value of this dimension (Optuna's own distributions)."""
+        if self.is_range and isinstance(self.step, float):
+            return trial.suggest_float(self.name, self.choices[0], self.choices[-1], step=self.step)
         if self.is_range:
             return trial.suggest_int(self.name, self.choices[0], self.choices[-1], step=self.step)
         return trial.suggest_categorical(self.name, list(self.choices))
@@ -62,17 +66,19 @@ class SearchSpace:
     fixed: dict[str, Any]
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], owner: str = "space") -> SearchSpace:
-        """Parse a ``[space]`` table; errors name the key, the value and what is allowed."""
+    def from_dict(cls, data: dict[str, Any], owner: str = "space",
+                  columns: tuple[str, ...] = COLUMNS, kind: str = "layout column") -> SearchSpace:
+        """Parse a ``[space]`` table whose keys are among ``columns``; errors name the key, the
+        value and what is allowed."""
         if not isinstance(data, dict) or not data:
-            raise SpecError(f"{owner}: must be a table of layout columns, e.g. dc_p = [360, 480]")
+            raise SpecError(f"{owner}: must be a table of {kind}s, e.g. {columns[0]} = [..., ...]")
         dims, ties, fixed = [], {}, {}
+        numbers = (int, float)
         for name, value in data.items():
-            if name not in COLUMNS:
-                raise SpecError(f"{owner}: key '{name}' is not a layout column; allowed: "
-                                f"{', '.join(COLUMNS)}")
+            if name not in columns:
+                raise SpecError(f"{owner}: key '{name}' is not a {kind}; allowed: {', '.join(columns)}")
             where = f"{owner}: key '{name}' = {value!r}"
-            if isinstance(value, str) and value in COLUMNS:
+            if isinstance(value, str) and value in columns:
                 ties[name] = value
             elif isinstance(value, dict):
                 unknown = sorted(set(value) - {"low", "high", "step"})
@@ -80,19 +86,24 @@ class SearchSpace:
                     raise SpecError(f"{where} must be {{low = ..., high = ..., step = ...}} "
                                     "(step optional, default 1)")
                 low, high, step = value["low"], value["high"], value.get("step", 1)
-                if not all(isinstance(v, int) and not isinstance(v, bool) for v in (low, high, step)) \
-                        or step < 1 or high < low:
-                    raise SpecError(f"{where} must have integers low <= high and step >= 1")
-                dims.append(Dimension(name, tuple(range(low, high + 1, step)), step))
+                if not all(isinstance(v, numbers) and not isinstance(v, bool) for v in (low, high, step)) \
+                        or step <= 0 or high < low:
+                    raise SpecError(f"{where} must have numbers low <= high and step > 0")
+                if all(isinstance(v, int) for v in (low, high, step)):
+                    dims.append(Dimension(name, tuple(range(low, high + 1, step)), step))
+                else:
+                    count = int(np.floor((high - low) / step + 1e-9)) + 1
+                    values = tuple(float(round(low + i * step, 12)) for i in range(count))
+                    dims.append(Dimension(name, values, float(step)))
             elif isinstance(value, list):
                 if not value or len(set(map(repr, value))) != len(value) or not all(
-                        isinstance(v, (int, str)) and not isinstance(v, bool) for v in value):
-                    raise SpecError(f"{where} must be a non-empty list of distinct integers or names")
+                        isinstance(v, (int, float, str)) and not isinstance(v, bool) for v in value):
+                    raise SpecError(f"{where} must be a non-empty list of distinct numbers or names")
                 if len(value) == 1:
                     fixed[name] = value[0]
                 else:
                     dims.append(Dimension(name, tuple(value)))
-            elif isinstance(value, (int, str)) and not isinstance(value, bool):
+            elif isinstance(value, (int, float, str)) and not isinstance(value, bool):
                 fixed[name] = value
             else:
                 raise SpecError(f"{where} must be a list of choices, a {{low, high, step}} range, "

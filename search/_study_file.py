@@ -26,6 +26,13 @@
     seed = 0                             # gp, cmaes (one objective, integer ranges), random
     options = {n_startup_trials = 20}    # passed to the Optuna sampler
 
+    [hardware_space]                     # optional: co-design (search/_codesign.py)
+    memory_bytes = [49152, 98304]
+
+    [codesign]
+    mode = "nested"                      # the best layout of [space] per chip, or "fixed"
+    metric = "decode_tokens_per_s"
+
     [run]
     trials = 300                         # trials per `plummer study run`
     batch = 16                           # trials asked and evaluated at once
@@ -49,6 +56,7 @@ from plummer import _fields as f
 from plummer.errors import SpecError
 from plummer.hardware import HardwareSpec, load_hardware
 from plummer.model import ModelSpec, load_model
+from search._codesign import CHIP_METRICS, CoDesign, parse_codesign
 from search._space import SearchSpace
 
 SAMPLERS = ("tpe", "nsgaii", "gp", "cmaes", "random")
@@ -103,6 +111,7 @@ class StudyFile:
     storage: str | None = None
     description: str = ""
     memory: str = "enforce"
+    codesign: CoDesign | None = None
 
     @property
     def multi_objective(self) -> bool:
@@ -114,12 +123,15 @@ class StudyFile:
         objectives (a storage refuses to mix studies of one name with different ones)."""
         data = {"model": self.model.to_dict(), "hardware": self.hardware.to_dict(),
                 "space": self.space.to_dict(), "memory": self.memory,
+                "codesign": None if self.codesign is None else (
+                    self.codesign.space.to_dict(), self.codesign.mode, self.codesign.metric,
+                    self.codesign.direction),
                 "objectives": [(o.metric, o.direction) for o in self.objectives]}
         return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 _TOP_KEYS = ("name", "description", "model", "hardware", "memory", "space", "objectives",
-             "constraints", "sampler", "run")
+             "constraints", "sampler", "run", "hardware_space", "codesign")
 
 
 def _table(owner: str, data: Any, keys: tuple[str, ...]) -> dict[str, Any]:
@@ -152,6 +164,15 @@ def parse_study(data: dict[str, Any], name: str, path: Path | None = None) -> St
     model_ref = _resolve(f.require_str(owner, "model", data["model"]), base)
     hardware_ref = _resolve(f.require_str(owner, "hardware", data["hardware"]), base)
     space = SearchSpace.from_dict(data["space"], f"{owner} [space]")
+    codesign = None
+    if "hardware_space" in data:
+        codesign = parse_codesign(data["hardware_space"], data.get("codesign", {}), owner, METRICS)
+        if codesign.mode == "fixed" and space.dimensions:
+            raise SpecError(f"{owner} [codesign]: mode 'fixed' needs one layout: every [space] key a "
+                            f"single value (searched: {', '.join(d.name for d in space.dimensions)})")
+    elif "codesign" in data:
+        raise SpecError(f"{owner}: [codesign] needs a [hardware_space] table of hardware fields to search")
+    allowed = METRICS + (CHIP_METRICS if codesign else ())
     raw_objectives = data["objectives"]
     if not isinstance(raw_objectives, list) or not raw_objectives:
         raise SpecError(f"{owner}: 'objectives' must be a list of tables "
@@ -161,8 +182,8 @@ def parse_study(data: dict[str, Any], name: str, path: Path | None = None) -> St
         where = f"{owner} objectives[{i}]"
         item = _table(where, item, ("metric", "direction"))
         metric = item.get("metric")
-        if metric not in METRICS:
-            raise SpecError(f"{where}: 'metric' = {metric!r} must be one of {', '.join(METRICS)}")
+        if metric not in allowed:
+            raise SpecError(f"{where}: 'metric' = {metric!r} must be one of {', '.join(allowed)}")
         direction = item.get("direction", "maximize")
         if direction not in DIRECTIONS:
             raise SpecError(f"{where}: 'direction' = {direction!r} must be maximize or minimize")
@@ -211,6 +232,7 @@ def parse_study(data: dict[str, Any], name: str, path: Path | None = None) -> St
                         f"'power_watts'; '{hardware.name}' has none")
     return StudyFile(
         name=study_name, path=path, model=load_model(model_ref), hardware=hardware, memory=memory,
+        codesign=codesign,
         model_ref=model_ref, hardware_ref=hardware_ref, space=space, objectives=tuple(objectives),
         constraints=tuple(constraints), sampler=sampler_name, seed=seed, sampler_options=options,
         trials=trials, batch=batch, storage=storage, description=description,

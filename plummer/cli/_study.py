@@ -98,6 +98,15 @@ def _best(args: argparse.Namespace) -> None:
         if not found["best"]:
             raise SpecError(f"study '{study.name}' has no feasible trial to write")
         layout = Layout.from_dict(found["best"][0]["layout"])
+        if "hardware" in found["best"][0]:  # co-design: the chip goes in a file of its own
+            from pathlib import Path
+
+            from plummer.hardware import save_hardware
+            from search._codesign import chip
+
+            chip_path = Path(args.output).with_suffix(".hardware.toml")
+            save_hardware(chip(study.hardware, found["best"][0]["hardware"]), chip_path)
+            layout = layout.replace(hardware=str(chip_path.resolve()))
         save_layout(layout, args.output, header=f"best layout of study '{study.name}' "
                     f"(trial {found['best'][0]['trial']}), written by plummer study best")
     if args.json:
