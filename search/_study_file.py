@@ -55,6 +55,7 @@ from typing import Any
 from plummer import _fields as f
 from plummer.errors import SpecError
 from plummer.hardware import HardwareSpec, load_hardware
+from plummer.layout import METRICS as LAYOUT_METRICS
 from plummer.model import ModelSpec, load_model
 from search._codesign import CHIP_METRICS, CoDesign, parse_codesign
 from search._space import SearchSpace
@@ -63,14 +64,7 @@ SAMPLERS = ("tpe", "nsgaii", "gp", "cmaes", "random")
 DIRECTIONS = ("maximize", "minimize")
 
 #: Metrics an objective or a constraint may name (keys of the layout evaluation).
-METRICS = (
-    "utilization", "utilization_prefill", "utilization_decode", "utilization_single",
-    "ttft_s", "prefill_tokens_per_s", "prefill_throughput_tokens_per_s",
-    "decode_tokens_per_s", "decode_s_per_token", "decode_throughput_tokens_per_s",
-    "e2e_tokens_per_s", "e2e_throughput_tokens_per_s", "energy_per_token_j", "replacement_s",
-    "memory_per_core_bytes", "memory_prefill_bytes", "memory_decode_bytes",
-    "memory_headroom_bytes", "routes_per_core", "max_context_shift", "max_context_concat",
-)
+METRICS = LAYOUT_METRICS
 
 
 @dataclass(frozen=True)

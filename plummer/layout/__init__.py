@@ -12,8 +12,8 @@ from plummer.layout._layout import (
     load_layout,
     save_layout,
 )
-from plummer.layout._metrics import REASONS, Evaluation, evaluate, reason_texts
+from plummer.layout._metrics import METRICS, REASONS, Evaluation, evaluate, reason_texts
 
-__all__ = ["ALLREDUCE_ALGOS", "GEMM_ALGOS", "KV_SCHEMES", "REASONS", "Evaluation", "Layout",
+__all__ = ["ALLREDUCE_ALGOS", "GEMM_ALGOS", "KV_SCHEMES", "METRICS", "REASONS", "Evaluation", "Layout",
            "LayoutArrays", "PhaseArrays", "PhaseLayout", "evaluate", "layout_arrays",
            "load_layout", "reason_texts", "save_layout"]

@@ -50,6 +50,17 @@ from plummer.layout._ops import Op
 from plummer.layout._plan import ceil_div, decode_plan, kv_bytes_per_token, prefill_plan
 from plummer.model import ModelSpec
 
+#: The figures a study may optimise or bound, and a scenario observe (keys of
+#: :attr:`Evaluation.metrics`; times in seconds, memory in bytes).
+METRICS = (
+    "utilization", "utilization_prefill", "utilization_decode", "utilization_single",
+    "ttft_s", "prefill_tokens_per_s", "prefill_throughput_tokens_per_s",
+    "decode_tokens_per_s", "decode_s_per_token", "decode_throughput_tokens_per_s",
+    "e2e_tokens_per_s", "e2e_throughput_tokens_per_s", "energy_per_token_j", "replacement_s",
+    "memory_per_core_bytes", "memory_prefill_bytes", "memory_decode_bytes",
+    "memory_headroom_bytes", "routes_per_core", "max_context_shift", "max_context_concat",
+)
+
 #: Why a layout cannot run (bits of ``reasons``), and what each bit means.
 REASONS = {
     1: "prefill: memory per core exceeds the budget",
