@@ -74,6 +74,7 @@ from scipy.optimize import least_squares
 
 from plummer.errors import DataError
 from plummer.hardware import HardwareSpec
+from plummer.hardware._spec import CALIBRATABLE
 from plummer.kernels import get_kernel
 
 #: A kind's records bound to their predictions: ``predict(spec, figure)``, one value per record.
@@ -153,6 +154,55 @@ def _column(frame: pd.DataFrame, name: str) -> np.ndarray:
     return frame[name].to_numpy(dtype=np.int64)
 
 
+#: The parameters a scenario's prediction takes from the spec being fitted: the fabric's and
+#: the software's. The FMA rate stays the scenario chip's own (WSE-2 and WSE-3 differ in
+#: their cores, not in their fabric, as WaferLLM says).
+SHARED_WITH_SCENARIOS = tuple(name for name in CALIBRATABLE if name != "fma_per_cycle")
+
+
+@dataclass(frozen=True)
+class ScenarioObservation(ObservationKind):
+    """A published whole-layer figure (tokens/s of a scenario, :mod:`plummer.scenario`),
+    predicted by the layout model on the scenario's chip: the spec being fitted when it is
+    that chip (same name), else the scenario's own hardware with the fabric and software
+    parameters (:data:`SHARED_WITH_SCENARIOS`) of the spec being fitted, so that kernel
+    measurements of one chip and layer results of another constrain one fabric. Records come
+    from scenario files (``.toml``): ``scenario`` (the file), ``P`` (the grid's side, for
+    hold-out) and ``value``."""
+
+    fields: tuple[str, ...] = ("scenario", "P")
+    sweeps: tuple[str, ...] = ()
+
+    value_field: ClassVar[str] = "value"
+    unit: ClassVar[str] = "tokens/s"
+    size_field: ClassVar[str] = "P"
+    figure: ClassVar[str] = "metric"
+    figures: ClassVar[Mapping[str, str]] = {
+        "metric": "the scenario's metric as plummer.layout.evaluate predicts it",
+    }
+
+    def parse(self, key: str, value: Any, where: str) -> Any:
+        if key == "scenario":
+            if not isinstance(value, str) or not value:
+                raise DataError(f"{where}: field 'scenario' = {value!r} must be a scenario file")
+            return value
+        return super().parse(key, value, where)
+
+    def predictor(self, frame: pd.DataFrame) -> Predictor:
+        from plummer.hardware import load_hardware
+        from plummer.scenario import load_scenario
+
+        scenarios = [load_scenario(path) for path in frame["scenario"]]
+        chips = [load_hardware(s.hardware) for s in scenarios]
+
+        def predict(spec: HardwareSpec, figure: str) -> np.ndarray:
+            shared = {name: getattr(spec, name) for name in SHARED_WITH_SCENARIOS}
+            return np.array([s.predict(spec if chip.name == spec.name else chip.replace(**shared))
+                             for s, chip in zip(scenarios, chips, strict=True)])
+
+        return predict
+
+
 #: The measured kinds of ``shared/data/wse3`` (its README says what each record means).
 MEASURED: dict[str, ObservationKind] = {
     "meshgemm": MeasuredKernel(
@@ -172,6 +222,7 @@ MEASURED: dict[str, ObservationKind] = {
         lambda f: {"p": _column(f, "P"), "q": _column(f, "P"), "m": _column(f, "M"),
                    "n": _column(f, "N"), "distance": _column(f, "L"), "axis": "x"},
     ),
+    "scenario": ScenarioObservation(),
 }
 
 #: Parameters a calibration may fit, with physically sensible bounds (cycles, FMA/cycle).
@@ -206,6 +257,18 @@ def _finite(value: Any, key: str, where: str) -> float:
 
 
 def _records_from_file(path: Path) -> list[dict[str, Any]]:
+    if path.suffix.lower() == ".toml":  # a scenario: one observation
+        from plummer.errors import SpecError
+        from plummer.scenario import load_scenario
+
+        try:
+            scenario = load_scenario(path)
+        except SpecError as exc:
+            raise DataError(str(exc)) from None
+        if not scenario.observed:
+            raise DataError(f"scenario '{path}' is prediction-only: it has no observation to fit")
+        phase = scenario.layout.decode if scenario.metric.startswith("decode") else scenario.layout.prefill
+        return [{"scenario": str(path), "P": phase.grid[0], "value": scenario.value}]
     try:
         text = path.read_text()
     except FileNotFoundError:
