@@ -56,9 +56,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Run each kernel's sweep on the executor and the closed form; print "
         "predicted vs executed cycles with the relative error, and the mean and max per algorithm.",
     )
-    val.add_argument("which", choices=(*VALIDATION_FAMILIES, "all"), metavar="WHICH",
-                     help=f"one of {', '.join(VALIDATION_FAMILIES)}, all")
-    val.add_argument("--hardware", default="wse3", help="hardware preset or TOML file (default wse3)")
+    val.add_argument("which", choices=(*VALIDATION_FAMILIES, "all", "paper"), metavar="WHICH",
+                     help=f"one of {', '.join(VALIDATION_FAMILIES)}, all (every kernel family), "
+                     "paper (the published WaferLLM runs, plummer/scenario)")
+    val.add_argument("--hardware", help="hardware preset or TOML file (default wse3; for paper: "
+                     "each scenario's own)")
     add_json_flag(val)
     val.set_defaults(func=_validate)
 
@@ -114,7 +116,38 @@ def _run(args: argparse.Namespace) -> None:
     emit(payload, args.json, f"executed on the mesh ({spec.name})")
 
 
+def _validate_paper(args: argparse.Namespace) -> None:
+    from plummer.scenario._validate import summary_rows, validate_paper
+
+    result = validate_paper(load_hardware(args.hardware) if args.hardware_given else None)
+    rows = summary_rows(result)
+    if args.json:
+        print_json({k: v for k, v in result.items() if k != "rows"} | {"rows": rows})
+        return
+    print(f"published WaferLLM runs vs plummer ({result['hardware']}; fitted on these: "
+          f"{', '.join(result['fitted_parameters']) or 'nothing'})")
+    print(f"{'scenario':<24}{'metric':<22}{'grid':>9}{'predicted':>12}{'observed':>12}{'error':>9}"
+          f"{'fitted':>8}{'leave-one-out':>15}")
+    for row in rows:
+        def pct(v: float | None) -> str:
+            return "-" if v is None else f"{100 * v:+.1f}%"
+        observed = "-" if row["observed"] is None else f"{row['observed']:,.1f}"
+        print(f"{row['scenario']:<24}{row['metric']:<22}{row['grid']:>9}{row['predicted']:>12,.1f}"
+              f"{observed:>12}{pct(row['rel_error']):>9}{'yes' if row['fitted'] else 'no':>8}"
+              f"{pct(row['loo_error']):>15}")
+    for key, label in (("fitted", "fitted scenarios"), ("not_fitted", "other observed scenarios"),
+                       ("leave_one_out", "leave-one-out")):
+        part = result[key]
+        if part["n"]:
+            print(f"{label}: n={part['n']}, mean {100 * part['mean']:.2f}%, max {100 * part['max']:.2f}%")
+
+
 def _validate(args: argparse.Namespace) -> None:
+    args.hardware_given = args.hardware is not None
+    args.hardware = args.hardware or "wse3"
+    if args.which == "paper":
+        _validate_paper(args)
+        return
     spec = load_hardware(args.hardware)
     chosen = [f for f in VALIDATION_FAMILIES if f in families()] if args.which == "all" else [args.which]
     table = validate_kernels(spec, chosen, progress=not args.json)

@@ -40,7 +40,9 @@ class HardwareSpec:
     compute); ``message_overhead_cycles`` per message task a core's program activates and
     waits on (a store-and-forward step, a reduction phase); ``launch_overhead_cycles``
     fixed per kernel run (timestamps, start-up). ``power_watts`` (optional) is the chip's
-    power draw in watts, for energy per token.
+    power draw in watts, for energy per token. ``uncalibrated`` lists the time parameters no
+    measurement of this chip fixed; ``fitted_on`` names the whole-layer observations
+    (scenarios) the others were fitted on, when they were.
 
     Example:
         >>> from plummer.hardware import load_hardware
@@ -74,6 +76,7 @@ class HardwareSpec:
     power_watts: float | None = None
     uncalibrated: tuple[str, ...] = field(default=CALIBRATABLE)
     calibration: str = "uncalibrated defaults (guesses)"
+    fitted_on: tuple[str, ...] = ()
     description: str = ""
 
     def __post_init__(self) -> None:
@@ -130,6 +133,9 @@ class HardwareSpec:
                 f"{', '.join(CALIBRATABLE)}"
             )
         object.__setattr__(self, "uncalibrated", tuple(self.uncalibrated))
+        if not isinstance(self.fitted_on, (tuple, list)) or not all(isinstance(x, str) for x in self.fitted_on):
+            raise SpecError(f"{owner}: field 'fitted_on' = {self.fitted_on!r} must list observation names")
+        object.__setattr__(self, "fitted_on", tuple(self.fitted_on))
         f.require_str(owner, "calibration", self.calibration)
         if not isinstance(self.description, str):
             raise SpecError(f"{owner}: field 'description' = {self.description!r} must be a string")
@@ -175,6 +181,7 @@ class HardwareSpec:
         """Fields as plain Python values (``uncalibrated`` as a list)."""
         data = dataclasses.asdict(self)
         data["uncalibrated"] = list(self.uncalibrated)
+        data["fitted_on"] = list(self.fitted_on)
         return data
 
     @classmethod
