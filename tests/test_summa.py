@@ -14,6 +14,7 @@ from plummer.kernels._maxplus import per_mesh
 from plummer.kernels.summa import (
     SUMMA,
     SUMMARelay,
+    _relay_any,
     _relay_finish,
     _step_compute,
     summa_relay_timing,
@@ -147,6 +148,33 @@ def test_summa_relay_closed_form_on_hard_specs():
     (up to 30 cycles)."""
     regimes, _, inexact = _check_against_recurrence(5, 40, hard=True)
     assert regimes.min() > 100 and inexact <= 4, (regimes, inexact)
+
+
+def test_summa_relay_fast_paths_equal_the_general_form():
+    """The square, tall and wide solutions (meshes from 4 x 4, no late start) equal the
+    general one (:func:`_relay_any`, which the recurrence tests check) at 1e-12, hops
+    exactly, on meshes up to the fabric, for single configurations too."""
+    rng = np.random.default_rng(3)
+    for spec in [*_random_specs(rng, 8), *_random_specs(rng, 8, hard=True)]:
+        n = 6000
+        p = rng.integers(2, PRESET.fabric_width + 1, n)
+        q = np.where(rng.random(n) < 0.3, p, rng.integers(2, PRESET.fabric_height + 1, n))
+        small = rng.random(n) < 0.3
+        p = np.where(small, rng.integers(2, 12, n), p)
+        q = np.where(small & (rng.random(n) < 0.5), rng.integers(2, 12, n), q)
+        mt, kt, nt = (rng.integers(1, 33, n) for _ in range(3))
+        end, mean, hops = summa_relay_timing(spec, p, q, mt, kt, nt)
+        c = _step_compute(spec, mt, kt, nt)
+        a = spec.beta + serialization_cycles(spec, mt * kt)
+        b = spec.beta + serialization_cycles(spec, kt * nt)
+        general = _relay_any(spec, p * 1.0, q * 1.0, np.lcm(p, q) * 1.0, c, a, b)
+        np.testing.assert_allclose(end, general[0], rtol=1e-12)
+        np.testing.assert_allclose(mean, general[1], rtol=1e-12)
+        np.testing.assert_array_equal(hops, general[2])
+        for i in range(0, n, 500):
+            one = summa_relay_timing(spec, *(int(x[i]) for x in (p, q, mt, kt, nt)))
+            assert all(type(x) is float for x in one)
+            assert one == pytest.approx((end[i], mean[i], hops[i]), rel=1e-12)
 
 
 def test_summa_relay_one_configuration_matches_the_vectorised_form():

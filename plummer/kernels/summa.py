@@ -61,6 +61,10 @@ from plummer.kernels._gemm import (
 )
 from plummer.mesh import Mesh, Segment, compute_cycles, serialization_cycles
 
+#: Configurations per evaluation of the closed form: its hundred-odd temporaries of this length
+#: (32 KB each) stay in the CPU cache, where numpy's 32768 (256 KB each) would not.
+_CHUNK = 4096
+
 
 def _where(condition: Any, yes: Any, no: Any) -> Any:
     """``np.where``; a conditional expression for one configuration (a Python bool)."""
@@ -85,7 +89,7 @@ def _step_compute(spec: HardwareSpec, mt: ArrayLike, kt: ArrayLike, nt: ArrayLik
 def _memory(spec: HardwareSpec, p: Any, q: Any, panels: Any, mt: Any, kt: Any, nt: Any) -> Any:
     """Bytes per core: own A and B panels, C, and the receive buffers: two per operand
     (one when a core receives only one panel of it, as on a 2-wide axis)."""
-    per_col, per_row = panels // p, panels // q
+    per_col, per_row = panels / p, panels / q  # exact: p and q divide S
     own = mt * kt * per_col + kt * nt * per_row
     recv_a = minimum(2.0, panels - per_col)
     recv_b = minimum(2.0, panels - per_row)
@@ -386,15 +390,18 @@ def _best(*candidates: tuple[Any, Any]) -> tuple[Any, Any]:
     """The largest of ``(cycles, hops)`` candidates, and the most hops among those within
     1e-9 (relative) of it: the derivative of the maximum with respect to ``alpha`` from
     above, as :func:`~plummer.kernels._maxplus.latest` counts it."""
-    values = [value for value, _ in candidates]
-    best = values[0]
-    for value in values[1:]:
-        best = maximum(best, value)
-    floor_ = best - 1e-9 * maximum(1.0, abs(best))
-    hops = -1.0
-    for value, count in candidates:
-        hops = maximum(hops, _where(value >= floor_, count, -1.0))
-    return best, hops
+    if type(candidates[0][0]) is float:  # one configuration
+        best = max(value for value, _ in candidates)
+        floor_ = best - 1e-9 * max(1.0, abs(best))
+        return best, max(hops for value, hops in candidates if value >= floor_)
+    size = max(np.size(value) for value, _ in candidates)
+    values = np.empty((len(candidates), size))
+    hops = np.empty((len(candidates), size))
+    for row, (value, count) in enumerate(candidates):
+        values[row], hops[row] = value, count
+    best = values.max(axis=0)
+    floor_ = best - 1e-9 * np.maximum(1.0, np.abs(best))
+    return best, np.where(values >= floor_, hops, -1.0).max(axis=0)
 
 
 def summa_relay_timing(
@@ -446,16 +453,60 @@ def summa_relay_timing(
     figures: makespan at 1e-9, hops exact, mean at most 1e-4 below.
     """
     p, q = as_float(p), as_float(q)
+    mt, kt, nt = as_float(mt), as_float(kt), as_float(nt)
     if type(p) is float and type(q) is float:
         panels = float(math.lcm(int(p), int(q)))
     else:
         panels = np.lcm(np.asarray(p, dtype=np.int64), np.asarray(q, dtype=np.int64)).astype(float)
-    mt, kt, nt = as_float(mt), as_float(kt), as_float(nt)
+    c = spec.step_overhead_cycles + compute_cycles(spec, mt * kt * nt, kt, kt * nt)
+    a = spec.beta + serialization_cycles(spec, mt * kt)
+    b = spec.beta + serialization_cycles(spec, kt * nt)
+    return _relay_solve(spec, p, q, panels, c, a, b)
+
+
+def _relay_solve(spec: HardwareSpec, p: Any, q: Any, panels: Any, c: Any, a: Any, b: Any
+                 ) -> tuple[Any, Any, Any]:
+    """:func:`summa_relay_timing` from ``S = lcm(p, q)``, the product ``c`` and the relay
+    stages ``a``, ``b`` (cycles): square meshes from 4 x 4 by :func:`_relay_square`, the
+    other meshes from 4 x 4 without the late start by :func:`_relay_tall` or
+    :func:`_relay_wide`, the rest by :func:`_relay_any`, each over chunks of :data:`_CHUNK`
+    configurations."""
+    if type(p) is float and type(q) is float and type(c) is float:
+        if p == q and p >= 4.0:
+            return _relay_square(spec, p, q, panels, c, a, b)
+        if p >= 4.0 and q >= 4.0 and not (panels >= 2.0 * p and spec.alpha >= c + a):
+            return (_relay_tall if q > p else _relay_wide)(spec, p, q, panels, c, a, b)
+        return _relay_any(spec, p, q, panels, c, a, b)
+    p, q, panels, c, a, b = np.broadcast_arrays(
+        *(np.asarray(x, dtype=float) for x in (p, q, panels, c, a, b)))
+    shape = p.shape
+    p, q, panels, c, a, b = (x.reshape(-1) for x in (p, q, panels, c, a, b))
+    wide = (p >= 4.0) & (q >= 4.0)
+    square = wide & (p == q)
+    generic = wide & ~square & ~((panels >= 2.0 * p) & (spec.alpha >= c + a))
+    tall = generic & (q > p)
+    outputs = [np.empty(p.size) for _ in range(3)]
+    for group, solve in ((square, _relay_square), (tall, _relay_tall), (generic & ~tall, _relay_wide),
+                         (~(square | generic), _relay_any)):
+        count = int(np.count_nonzero(group))
+        if not count:
+            continue
+        index = slice(None) if count == group.size else np.flatnonzero(group)
+        args = tuple(x[index] for x in (p, q, panels, c, a, b))
+        parts = [solve(spec, *(x[start:start + _CHUNK] for x in args))
+                 for start in range(0, count, _CHUNK)]
+        for out, part in zip(outputs, zip(*parts, strict=True), strict=True):
+            out[index] = np.concatenate(part)
+    end, mean, hops = (out.reshape(shape) for out in outputs)
+    return end, mean, hops
+
+
+def _relay_any(spec: HardwareSpec, p: Any, q: Any, panels: Any, c: Any, a: Any, b: Any
+               ) -> tuple[Any, Any, Any]:
+    """:func:`summa_relay_timing` on any mesh, from ``lcm(p, q)``, the product ``c`` and the
+    relay stages ``a = beta + T_A``, ``b = beta + T_B`` (cycles)."""
     per_col, per_row = panels / p, panels / q  # P, Q
     alpha, beta = spec.alpha, spec.beta
-    c = spec.step_overhead_cycles + compute_cycles(spec, mt * kt * nt, kt, kt * nt)
-    a = beta + serialization_cycles(spec, mt * kt)
-    b = beta + serialization_cycles(spec, kt * nt)
     w, g = alpha + beta, beta + c
     never = -math.inf
     square, two_x, two_y, wide_y = p == q, p == 2.0, q == 2.0, q >= 3.0
@@ -579,6 +630,162 @@ def summa_relay_timing(
     return end, mean, hops
 
 
+
+def _relay_square(spec: HardwareSpec, p: Any, q: Any, panels: Any, c: Any, a: Any, b: Any
+                  ) -> tuple[Any, Any, Any]:
+    """:func:`_relay_any` on a square mesh from 4 x 4 (``P = Q = 1``, ``S = p``): the
+    combinations that can win there, at no cost for the ones that cannot. ``XB(p - 1)`` and
+    ``YB(p - 1)`` would both seed at the last step; the y seed of ``S - 1`` forfeits ``a``
+    against ``XA(p - 2)``'s wait (step ``S - 2``), that of ``S - 2`` does not, and ``XA(p - 1)``
+    waits the last step, where ``YB(p - 1)`` seeds but ``YB(p - 2)`` (2 steps early) forfeits;
+    no ``XA(z)`` waits elsewhere for a y seed. The ends ``X = p - 1`` with ``YA``, ``YB(p - 2)``
+    and ``Y = p - 1`` lose to ``X = 0``'s ``a2a2``, ``a2b2``, ``b1a2``, which they trail by
+    ``(p - 3) w`` at least."""
+    largest = max if type(c) is float else np.maximum
+    alpha, beta = spec.alpha, spec.beta
+    w, g = alpha + beta, beta + c
+    start = -beta - w
+    b1a2 = -g - 2.0 * w - b
+    b1b2 = -2.0 * (g + w) - a
+    a2b1 = -2.0 * (w + a) - g  # the y seed of S - 1 forfeits a
+    a2a2 = -4.0 * w - a - b
+    a2b2 = -4.0 * w - a - g
+    a3b1 = a2b2 - a
+    lb1 = -a - g
+    la2 = -a - 2.0 * w - b
+    lb2 = -2.0 * (a + w) - g
+    f_ii = largest(largest(b1a2, b1b2), largest(a2a2, a2b2))
+    f_in = largest(largest(b1a2, b1b2), largest(a2a2, a3b1))
+    f_ni = largest(f_ii, a2b1)
+    f_nn = largest(largest(b1a2, a2b1), a2a2)
+    f_xl = largest(-g - b, -2.0 * w - a - b)
+    f_ln = largest(lb1, la2)
+    f_li = largest(f_ln, lb2)
+    inner = p - 2.0
+    total = (inner * (inner * f_ii + f_in + f_xl) + inner * (f_ni + f_li)
+             + f_nn + f_xl + f_ln - a - b)
+    wide = 4.0 * (p - 1.0)
+    latest, hops = _best(
+        (b1a2, wide - 3.0), (b1b2, wide - 3.0), (a2b1 - inner * w, wide - 1.0 - p),
+        (a2a2, wide - 5.0), (a2b2, wide - 5.0), (lb1 - (p - 1.0) * w, wide - p),
+    )
+    work = p * (c + a + b) + wide * w + start
+    return work + latest, work + total / (p * p) - (p - 1.0) * w, hops
+
+
+def _relay_tall(spec: HardwareSpec, p: Any, q: Any, panels: Any, c: Any, a: Any, b: Any
+                ) -> tuple[Any, Any, Any]:
+    """:func:`_relay_any` on a mesh from 4 x 4 with more rows than columns (``q > p``, so
+    ``Q < P``) and no late start (``alpha < c + a`` or ``P = 1``): no axis needs a start of
+    its own, and ``XB(p - 1)``, ``YB(q - 1)`` seed at different steps, so ``YB(q - 1)`` beats
+    ``YB(q - 2)`` with ``XB(p - 1)`` by ``2 w``. The y seed of ``S - Q`` lies in ``XA(p - 1)``'s
+    wait ``[S - P, S)`` and after ``XA(p - 2)``'s ``[S - 2 P, S - P)``; that of ``S - 2 Q`` in
+    the first iff ``2 Q <= P``, else ``2 Q - P < Q`` steps before it, and then in the second.
+    No ``XA(z)`` waits for them elsewhere; ``YB(zy)`` may be caught in ``XA(p - 2)``'s wait.
+    The ends ``X = p - 1`` with ``YA`` and ``Y = q - 1`` trail ``X = 0``'s ``a2a2`` and
+    ``b1a2`` by ``(p - 3) w``, ``(q - 3) w`` at least."""
+    largest, least = (max, min) if type(c) is float else (np.maximum, np.minimum)
+    w, g = spec.alpha + spec.beta, spec.beta + c
+    per_col, per_row = panels / p, panels / q
+    pa, qb = per_col * a, per_row * b
+    half = 2.0 * per_row <= per_col
+    b1b1 = -2.0 * g - a
+    b1a2 = -g - 2.0 * w - qb
+    a2b1 = -2.0 * w - pa - g - a
+    a2a2 = -4.0 * w - pa - qb
+    a2b2 = -4.0 * w - pa - g - _where(half, a, 0.0)
+    lb1 = -pa - g
+    la2 = -pa - 2.0 * w - qb
+    lb2 = -pa - 2.0 * w - g - _where(half, 0.0, least(a, (2.0 * per_row - per_col) * b))
+    f_in = largest(largest(b1b1, b1a2), largest(a2b1, a2a2))
+    f_ii = largest(f_in, a2b2)
+    f_xl = largest(-g - qb, -2.0 * w - pa - qb)
+    f_ln = largest(lb1, la2)
+    f_li = largest(f_ln, lb2)
+    # YB(zy), the last row caught during XA(p - 2)'s wait, for Y < zy <= q - 3
+    zy = floor((panels - per_col - 1.0) / per_row)
+    ok_y = (zy * per_row >= panels - 2.0 * per_col) & (zy <= q - 3.0)
+    al_y = _where(ok_y, -2.0 * w - pa - g - 2.0 * (q - 1.0 - zy) * w, -math.inf)
+    rows = _where(ok_y, zy, 0.0)
+    inner_x, inner_y = p - 2.0, q - 2.0
+    total = (inner_x * (inner_y * f_ii + f_in + f_xl) + inner_y * (f_ii + f_li)
+             + f_in + f_xl + f_ln - pa - qb + rows * (p - 1.0) * largest(al_y - f_ii, 0.0))
+    wide = 2.0 * (p + q - 2.0)
+    latest, hops = _best(
+        (b1b1, wide - 1.0), (b1a2, wide - 3.0), (a2b1, wide - 3.0), (a2a2, wide - 5.0),
+        (a2b2, wide - 5.0), (lb1 - (p - 1.0) * w, wide - p), (lb2 - (p - 1.0) * w, wide - p - 2.0),
+        (al_y, wide - 3.0 - 2.0 * (q - 1.0 - zy)),
+    )
+    work = panels * (c + a + b) + (wide - 1.0) * w - spec.beta
+    mean = work + total / (p * q) - 0.5 * (p + q - 2.0) * w
+    return work + latest, mean, hops
+
+
+def _relay_wide(spec: HardwareSpec, p: Any, q: Any, panels: Any, c: Any, a: Any, b: Any
+                ) -> tuple[Any, Any, Any]:
+    """:func:`_relay_any` on a mesh from 4 x 4 with more columns than rows (``q < p``, so
+    ``Q > P``) and no late start: as :func:`_relay_tall`, but the y seed of ``S - Q`` lies
+    ``Q - P < Q`` steps before ``XA(p - 1)``'s wait, in ``XA(p - 2)``'s iff ``Q <= 2 P`` (else
+    ``Q - 2 P`` steps before it), and that of ``S - 2 Q`` before ``XA(p - 1)``'s by more than
+    ``Q`` steps, ``2 Q - 2 P`` before ``XA(p - 2)``'s (in reach iff ``Q < 2 P``). ``XA(z1)``,
+    ``XA(z1 + 1)`` and ``XA(z2)`` may wait for them (``z2 <= p - 3`` always); no ``YB(zy)`` is
+    caught in ``XA(p - 2)``'s wait, and ``X = p - 1`` with ``YB(q - 2)`` trails ``a2b2``."""
+    largest, least = (max, min) if type(c) is float else (np.maximum, np.minimum)
+    w, g = spec.alpha + spec.beta, spec.beta + c
+    per_col, per_row = panels / p, panels / q
+    pa, qb = per_col * a, per_row * b
+    b1b1 = -2.0 * g - a
+    b1a2 = -g - 2.0 * w - qb
+    a2b1 = -2.0 * w - pa - g - _where(per_row <= 2.0 * per_col, 0.0,
+                                     least(a, (per_row - 2.0 * per_col) * b))
+    a2a2 = -4.0 * w - pa - qb
+    a2b2 = -4.0 * w - pa - g - _where(per_row < 2.0 * per_col,
+                                     least(a, (2.0 * (per_row - per_col)) * b), a)
+    lb1 = -pa - g - least(a, (per_row - per_col) * b)
+    la2 = -pa - 2.0 * w - qb
+    lb2 = -pa - 2.0 * w - g - a
+    f_in = largest(largest(b1b1, b1a2), largest(a2b1, a2a2))
+    f_ii = largest(f_in, a2b2)
+    f_xl = largest(-g - qb, -2.0 * w - pa - qb)
+    f_ln = largest(lb1, la2)
+    f_li = largest(f_ln, lb2)
+    inner_x, inner_y = p - 2.0, q - 2.0
+    total = (inner_x * (inner_y * f_ii + f_in + f_xl) + inner_y * (f_ii + f_li)
+             + f_in + f_xl + f_ln - pa - qb)
+    # XA(z) waiting for the y seed of S - Q (z1), one column on with it delayed (z1 + 1), or
+    # for that of S - 2 Q (z2): for X <= z; cells [0, n_2) take the best of the three,
+    # [n_2, n_1) of the first two, [n_1, n_1b) the second (n_2 <= n_1 < n_1b where valid)
+    seed_1 = panels - per_row
+    z1 = floor(seed_1 / per_col)
+    z2 = floor((seed_1 - per_row) / per_col)
+    delay = (z1 + 1.0) * per_col - seed_1
+    ok_1 = z1 <= p - 3.0
+    ok_1b = (z1 <= p - 4.0) & (delay <= per_row - 1.0)
+    base = -pa - g
+    al_1 = _where(ok_1, base - 2.0 * (p - 1.0 - z1) * w, -math.inf)
+    al_1b = _where(ok_1b, base - 2.0 * (p - 2.0 - z1) * w - least(a, delay * b), -math.inf)
+    al_2 = base - 2.0 * (p - z2) * w
+    n_1b = _where(ok_1b, z1 + 2.0, 0.0)
+    n_1 = _where(ok_1, z1 + 1.0, 0.0)
+    n_2 = z2 + 1.0
+    top_1b, top_1b_n = largest(f_ii, al_1b), largest(f_in, al_1b)
+    top_1, top_1_n = largest(top_1b, al_1), largest(top_1b_n, al_1)
+    only_1b = largest(n_1b - n_1, 0.0)
+    total = (total + inner_y * (only_1b * (top_1b - f_ii) + largest(n_1 - n_2, 0.0) * (top_1 - f_ii)
+                                + n_2 * (largest(top_1, al_2) - f_ii))
+             + only_1b * (top_1b_n - f_in) + n_1 * (top_1_n - f_in))
+    wide = 2.0 * (p + q - 2.0)
+    latest, hops = _best(
+        (b1b1, wide - 1.0), (b1a2, wide - 3.0), (a2b1, wide - 3.0), (a2a2, wide - 5.0),
+        (a2b2, wide - 5.0), (lb1 - (p - 1.0) * w, wide - p),
+        (al_1, wide - 2.0 * (p - 1.0 - z1) - 1.0), (al_1b, wide - 2.0 * (p - 2.0 - z1) - 1.0),
+        (al_2, wide - 2.0 * (p - z2) - 1.0),
+    )
+    work = panels * (c + a + b) + (wide - 1.0) * w - spec.beta
+    mean = work + total / (p * q) - 0.5 * (p + q - 2.0) * w
+    return work + latest, mean, hops
+
+
 class SUMMA(GemmKernel):
     """SUMMA with hardware-multicast broadcasts on a ``p`` x ``q`` mesh."""
 
@@ -670,8 +877,10 @@ class SUMMARelay(GemmKernel):
         else:
             panels = np.lcm(v["p"], v["q"]).astype(float)
         mt, kt, nt = m / q, k / panels, n / p
-        end, mean, hops = summa_relay_timing(spec, p, q, mt, kt, nt)
         c = spec.step_overhead_cycles + compute_cycles(spec, mt * kt * nt, kt, kt * nt)
+        a = spec.beta + serialization_cycles(spec, mt * kt)
+        b = spec.beta + serialization_cycles(spec, kt * nt)
+        end, mean, hops = _relay_solve(spec, p, q, panels, c, a, b)
         return Cost.make(
             spec,
             cycles=spec.launch_overhead_cycles + end,
