@@ -150,6 +150,23 @@ def test_summa_relay_closed_form_on_hard_specs():
     assert regimes.min() > 100 and inexact <= 4, (regimes, inexact)
 
 
+def test_summa_relay_late_start():
+    """Where a hop outweighs a product and a relay stage (``alpha >= c + a``) and a column owns
+    two or more panels, the y path seeds at step 0 and the x path at step 1: exact against the
+    recurrence."""
+    spec = BARE.replace(alpha=20.0, beta=0.5)
+    p = np.array([3, 4, 5, 2, 6, 3, 4, 7])
+    q = np.array([6, 8, 10, 4, 4, 9, 12, 14])
+    mt, kt, nt = np.ones(8, int), np.ones(8, int), np.array([1, 2, 1, 3, 1, 1, 2, 1])
+    c = _step_compute(spec, mt, kt, nt)
+    assert np.all(np.lcm(p, q) // p >= 2) and np.all(spec.alpha >= c + spec.beta + mt * kt)
+    end, mean, hops = summa_relay_timing(spec, p, q, mt, kt, nt)
+    latest, mean_ref, hops_ref = per_mesh(_relay_finish, spec, (p, q), (mt, kt, nt))
+    np.testing.assert_allclose(end, latest, rtol=1e-9)
+    np.testing.assert_allclose(mean, mean_ref, rtol=1e-9)
+    np.testing.assert_array_equal(hops, hops_ref)
+
+
 def test_summa_relay_fast_paths_equal_the_general_form():
     """The square, tall and wide solutions (meshes from 4 x 4, no late start) equal the
     general one (:func:`_relay_any`, which the recurrence tests check) at 1e-12, hops
