@@ -398,10 +398,10 @@ def _best(*candidates: tuple[Any, Any]) -> tuple[Any, Any]:
     for value, _ in candidates[1:]:
         best = np.maximum(best, value)
     floor_ = best - 1e-9 * np.maximum(1.0, np.abs(best))
-    hops = np.where(candidates[0][0] >= floor_, candidates[0][1], -1.0)
+    most = (candidates[0][0] >= floor_) * (candidates[0][1] + 1.0)  # hops + 1 where tied, else 0
     for value, count in candidates[1:]:
-        hops = np.maximum(hops, np.where(value >= floor_, count, -1.0))
-    return best, hops
+        most = np.maximum(most, (value >= floor_) * (count + 1.0))
+    return best, most - 1.0
 
 
 def summa_relay_timing(
