@@ -250,6 +250,15 @@ def test_summa_relay_hops_are_the_slope_in_alpha():
             config = {"p": p, "q": q, "m": q * mt, "k": math.lcm(p, q) * kt, "n": p * nt}
             hops = float(kernel.cost(spec, **config).hops)
             assert slope(kernel, spec, config, "alpha") == pytest.approx(hops, abs=1e-6), config
+    # ties: with alpha = beta = 1 and a step of 3 cycles, XB(p - 1) with YB(q - 1) (all but one
+    # hop) and XB(p - 1) with YA(q - 2) (2 fewer) take equally long; the slope is the former's
+    tied = BARE.replace(alpha=1.0, beta=1.0, step_overhead_cycles=2.0)
+    for p, q in ((4, 8), (8, 4), (5, 10)):
+        config = {"p": p, "q": q, "m": q, "k": math.lcm(p, q), "n": p}
+        many = kernel.cost(tied, **{key: np.array([value] * 2) for key, value in config.items()})
+        for hops in (float(kernel.cost(tied, **config).hops), float(many.hops[0])):
+            assert hops == 2 * (p + q - 2) - 1
+            assert slope(kernel, tied, config, "alpha") == pytest.approx(hops, abs=1e-6), config
 
 
 def test_summa_relay_closed_form_covers_wse3_llm_layouts():
