@@ -55,18 +55,28 @@ from __future__ import annotations
 
 import abc
 import math
-from dataclasses import dataclass
 from functools import cache
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
-from numpy.typing import ArrayLike
 
 from plummer.errors import SpecError
 from plummer.hardware import HardwareSpec
-from plummer.kernels._base import Cost, Kernel, KernelRun, int_array, int_params, require
+from plummer.kernels._base import (
+    Cost,
+    Kernel,
+    KernelRun,
+    as_float,
+    blockwise,
+    floor,
+    int_array,
+    int_params,
+    maximum,
+    minimum,
+    require,
+)
 from plummer.kernels._gemm import random_operands, scalar_params
-from plummer.kernels._ring import edge_color, ring_colors, ring_edge
+from plummer.kernels._ring import edge_color, ring_edge
 from plummer.mesh import Mesh, Segment, compute_cycles, serialization_cycles
 
 AXES = ("x", "y")
@@ -134,64 +144,139 @@ def _default_groups(levels: int, length: int) -> int:
     return length // size
 
 
-@cache
-def _group_table(kmax: int, lmax: int) -> np.ndarray:
-    """``table[levels, length]`` = :func:`_default_groups` (a lookup for vectorised use)."""
-    return np.array(
-        [[_default_groups(k, n) for n in range(lmax + 1)] for k in range(kmax + 1)], dtype=np.int64
-    )
+def pipeline_levels(length: int, middle: bool) -> list[tuple[int, int, int]]:
+    """The one level ``(s, a, d)`` of a chain over the whole line, root at the end (or in
+    the middle)."""
+    return [(length, length // 2 if middle else length - 1, 1)]
 
 
-@dataclass(frozen=True)
-class Levels:
-    """Chain-tree structure, vectorised: ``levels[l] = (s_l, a_l, d_l)`` int arrays."""
-
-    length: np.ndarray
-    levels: tuple[tuple[np.ndarray, np.ndarray, np.ndarray], ...]
-
-    def scalar(self) -> list[tuple[int, int, int]]:
-        """The levels of a single configuration as Python ints."""
-        return [(int(np.ravel(s)[0]), int(np.ravel(a)[0]), int(np.ravel(d)[0])) for s, a, d in self.levels]
-
-
-def pipeline_levels(length: np.ndarray, middle: bool) -> Levels:
-    """One chain over the whole line, root at the end (or in the middle)."""
-    root = length // 2 if middle else length - 1
-    return Levels(length, ((length, root, np.ones_like(length)),))
-
-
-def ktree_levels(length: np.ndarray, k: np.ndarray, group_num: np.ndarray) -> Levels:
-    """K-tree levels (module docstring); ``group_num = 0`` means the default."""
-    length, k, group_num = np.broadcast_arrays(length, k, group_num)
-    kmax = int(k.max()) if k.size else 1
-    lmax = max(1024, 1 << int(length.max() if length.size else 1).bit_length())
-    table = _group_table(kmax, lmax)
-    current = length.copy()
-    spacing = np.ones_like(length)
+def ktree_levels(length: int, k_tree: int, group_num: int) -> list[tuple[int, int, int]]:
+    """The ``k_tree`` levels ``(s_l, a_l, d_l)`` of the K-tree of one configuration (module
+    docstring): ``group_num`` groups at level 1 (0: the default), then the default split
+    of the group roots."""
     levels = []
-    for level in range(1, kmax + 1):
-        left = np.clip(k - level + 1, 0, kmax)  # levels still to build, this one included
-        default = table[left, current]
-        groups = np.where(left <= 1, 1, np.where((level == 1) & (group_num > 0), group_num, default))
+    groups = group_num or _default_groups(k_tree, length)
+    current, spacing = length, 1
+    for left in range(k_tree, 0, -1):  # levels still to build, this one included
         size = current // groups
         levels.append((size, size // 2, spacing))
-        spacing = spacing * size
-        current = groups
-    return Levels(length, tuple(levels))
+        current, spacing = groups, spacing * size
+        groups = _default_groups(left - 1, current)
+    return levels
 
 
 def check_ktree(kernel: str, length: np.ndarray, k: np.ndarray, group_num: np.ndarray) -> None:
     """``group_num`` must divide the line (and be 1 or 0 for K = 1)."""
     require(
-        kernel, (group_num == 0) | (length % np.maximum(group_num, 1) == 0), "group_num", group_num,
+        kernel, (group_num == 0) | (length % maximum(group_num, 1) == 0), "group_num", group_num,
         "must divide the number of cores along the axis (or be 0 for the default)",
     )
     require(kernel, (k > 1) | (group_num <= 1), "group_num", group_num, "must be 0 or 1 when k_tree = 1")
 
 
 # --------------------------------------------------------------- closed form
-@dataclass(frozen=True)
-class ChainTiming:
+class ChainTree(NamedTuple):
+    """The integers the timing of a chain tree needs (numbers, or float arrays).
+
+    ``stages = sum a_l``: PE stages on the root's critical path; ``root = sum a_l d_l``:
+    the root's position, which is also the hops of that path; the non-root cores' stages
+    end, in sum, ``wait_beta * beta + wait_alpha * alpha`` after the leaves inject;
+    ``routes = sum ([a_l >= 1] + [b_l >= 1])``: the root's colors; ``chained``: levels
+    with a chain (``s_l >= 2``); ``member``: the bound on a non-root core's colors
+    (:func:`chain_timing`) is ``max(m + chained, r + member)`` for a core that holds ``r``
+    colors as a root and ``m`` as a member before the tree's first level.
+    """
+
+    stages: Any
+    root: Any
+    wait_beta: Any
+    wait_alpha: Any
+    routes: Any
+    chained: Any
+    member: Any
+
+
+#: The tree of one core: no level, nothing to wait for.
+ONE_CORE = ChainTree(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+
+
+def compose(size: Any, root: Any, groups: Any, upper: ChainTree) -> ChainTree:
+    """A first level of ``groups`` chains of ``size`` cores with the root at index
+    ``root`` (``b = size - 1 - root`` cores beyond it), under the tree ``upper`` of the
+    ``groups`` roots (spaced ``size`` cores apart, so its hops scale by ``size``).
+
+    The first level's members end ``0 .. a - 1`` and ``0 .. b - 1`` stages of ``beta +
+    alpha`` from their chain's ends (``tri(a) + tri(b)`` per group, ``tri(x) = x (x -
+    1) / 2``); its roots send at ``a (beta + alpha)``, which every one of ``upper``'s
+    ``groups - 1`` members waits for on top of its own time. The colors follow the
+    recurrence of :func:`chain_timing`, level by level (a max-plus product).
+    """
+    beyond = size - 1.0 - root
+    local = groups * (root * (root - 1.0) + beyond * (beyond - 1.0)) * 0.5 + (groups - 1.0) * root
+    ends = minimum(root, 1.0) + minimum(beyond, 1.0)  # [a >= 1] + [b >= 1] (integers >= 0)
+    return ChainTree(
+        stages=root + upper.stages,
+        root=root + size * upper.root,
+        wait_beta=local + upper.wait_beta,
+        wait_alpha=local + size * upper.wait_alpha,
+        routes=ends + upper.routes,
+        chained=(size >= 2.0) + upper.chained,
+        member=maximum(2.0 * (maximum(root, beyond) >= 2.0) + upper.chained, ends + upper.member),
+    )
+
+
+def pipeline_tree(length: Any, middle: bool) -> ChainTree:
+    """One chain over the line (``length``: a number or float array), root at the end or
+    in the middle."""
+    return compose(length, floor(length * 0.5) if middle else length - 1.0, 1.0, ONE_CORE)
+
+
+@cache
+def _default_tree(levels: int, length: int) -> ChainTree:
+    """The default split of ``length`` cores with ``levels`` levels, as Python floats."""
+    tree = ONE_CORE
+    for size, a, spacing in reversed(ktree_levels(length, levels, 0)):
+        tree = compose(float(size), float(a), float(length // (size * spacing)), tree)
+    return tree
+
+
+@cache
+def _tree_table(kmax: int, lmax: int) -> tuple[np.ndarray, ChainTree]:
+    """Lookup tables at index ``levels * (lmax + 1) + length`` for ``levels <= kmax`` and
+    ``length <= lmax``: the default groups at level 1 (int64) and the :class:`ChainTree`
+    of the default split (float arrays)."""
+    keys = [(levels, n) for levels in range(kmax + 1) for n in range(lmax + 1)]
+    groups = np.array([_default_groups(levels, n) for levels, n in keys], dtype=np.int64)
+    trees = [_default_tree(levels, n) if n else ONE_CORE for levels, n in keys]
+    return groups, ChainTree(*np.array(trees, dtype=float).T.copy())
+
+
+def ktree(length: Any, k_tree: Any, group_num: Any) -> ChainTree:
+    """The K-tree on a line of ``length`` cores (a number or float array): level 1 of
+    ``g`` groups (``group_num``, or the default for 0) composed with the default split of
+    the ``g`` roots into ``k_tree - 1`` levels (looked up: it depends on ``k_tree`` and
+    ``g`` only). ``k_tree`` and ``group_num``: ints or int arrays."""
+    if type(length) is float and type(k_tree) is not np.ndarray and type(group_num) is not np.ndarray:
+        # one configuration: Python floats
+        cores, k = int(length), int(k_tree)
+        groups = int(group_num) or _default_groups(k, cores)
+        upper = _default_tree(k - 1, groups)
+        groups = float(groups)
+    else:
+        cores = np.asarray(length).astype(np.int64)
+        kmax = int(k_tree.max()) if k_tree.size else 1
+        lmax = max(1024, 1 << int(cores.max() if cores.size else 1).bit_length())
+        default_groups, table = _tree_table(kmax, lmax)
+        width = lmax + 1
+        chosen = np.where(group_num > 0, group_num, default_groups.take(k_tree * width + cores))
+        index = (k_tree - 1) * width + chosen
+        upper = ChainTree(*(column.take(index) for column in table))
+        groups = chosen.astype(float)
+    size = length / groups  # exact: the groups divide the line
+    return compose(size, floor(size * 0.5), groups, upper)
+
+
+class ChainTiming(NamedTuple):
     """Chain-tree timing relative to the moment every core's operand is ready (cycles).
 
     ``makespan`` / ``mean``: last event over cores / mean over cores of each core's last
@@ -199,70 +284,60 @@ class ChainTiming:
     ``root``: the root's position; ``routes``: most colors at any core.
     """
 
-    makespan: np.ndarray
-    mean: np.ndarray
-    hops: np.ndarray
-    stages: np.ndarray
-    root: np.ndarray
-    routes: np.ndarray
+    makespan: Any
+    mean: Any
+    hops: Any
+    stages: Any
+    root: Any
+    routes: Any
 
 
-def chain_timing(spec: HardwareSpec, tree: Levels, elements: ArrayLike, broadcast: bool) -> ChainTiming:
-    """Closed form of a chain-tree reduce (and broadcast), from rules 4 and 5.
+def chain_timing(spec: HardwareSpec, length: Any, tree: ChainTree, elements: Any, broadcast: bool) -> ChainTiming:
+    """Closed form of a chain-tree reduce (and broadcast) on lines of ``length`` cores,
+    from rules 4 and 5 (numbers or float arrays).
 
     An uncontended edge of ``d`` hops adds ``d alpha`` to the head and the receiving
     stage ``beta`` before the sum's head leaves, so along a level-``l`` chain each
     super-core's head leaves ``beta + d_l alpha`` after its predecessor's; every group of
     a level is identical, so all level-``l`` roots send their head at
     ``F_l = F_{l-1} + a_l (beta + d_l alpha)`` (``F_0 = 0``: leaves inject at once; the
-    side with ``a_l >= b_l`` members is the later one). A core's last event is its
-    stage's end, ``head + T`` (a leaf: its tail leaving), so without broadcast the
-    makespan is ``F_K + T`` and the mean sums ``F_{l-1} + k (beta + d_l alpha)`` over the
-    members at distance ``k`` from their chain's end. With the broadcast every core ends
-    when the multicast reaches it: ``F_K + T + |y - root| alpha``.
+    side with ``a_l >= b_l`` members is the later one): ``F_K = stages beta + root alpha``.
+    A core's last event is its stage's end, ``head + T`` (a leaf: its tail leaving), so
+    without broadcast the makespan is ``F_K + T`` and the mean sums ``F_{l-1} + k (beta +
+    d_l alpha)`` over the members at distance ``k`` from their chain's end
+    (:func:`compose`), plus ``F_K`` for the root. With the broadcast every core ends when
+    the multicast reaches it: ``F_K + T + |y - root| alpha``.
 
     Colors: the global root holds ``[a_l >= 1] + [b_l >= 1]`` per level (plus one per
     broadcast direction). A core that is a root below level ``m`` and a chain member at
     ``m`` holds at most the root's colors below ``m``, 2 at ``m`` (1 at a chain's end),
     at most one pass-through color per level above (and one broadcast color); that
-    bound only exceeds the root's count for a chain with its root at the end (the
-    pipeline), where it is attained, so the maximum of the two is exact.
+    bound, ``max(chained, member)`` of :class:`ChainTree`, only exceeds the root's count
+    for a chain with its root at the end (the pipeline), where it is attained, so the
+    maximum of the two is exact.
     """
-    alpha, beta = spec.alpha, spec.beta
-    length = tree.length
+    alpha = spec.alpha
     t = serialization_cycles(spec, elements)
-    head = np.zeros(length.shape)
-    total = np.zeros(length.shape)
-    stages = np.zeros(length.shape, dtype=np.int64)
-    root = np.zeros(length.shape, dtype=np.int64)
-    routes = np.zeros(length.shape, dtype=np.int64)
-    member = np.zeros(length.shape, dtype=np.int64)  # most colors of a non-root core
-    for size, a, spacing in tree.levels:
-        b = size - 1 - a
-        step = beta + spacing * alpha
-        groups = length // (size * spacing)
-        total = total + groups * ((size - 1) * head + step * (a * (a - 1) // 2 + b * (b - 1) // 2))
-        head = head + a * step
-        stages = stages + a
-        root = root + a * spacing
-        member = np.maximum(member + (size >= 2), routes + 2 * (np.maximum(a, b) >= 2))
-        routes = routes + (a >= 1) + (b >= 1)
-    total = total + head
+    root = tree.root
+    head = tree.stages * spec.beta + root * alpha
+    member = maximum(tree.chained, tree.member)
     if broadcast:
-        far = np.maximum(root, length - 1 - root)
-        spread = (root * (root + 1) // 2 + (length - 1 - root) * (length - root) // 2) / length
+        beyond = length - 1.0 - root
+        far = maximum(root, beyond)
+        spread = (root * (root + 1.0) + beyond * (beyond + 1.0)) * 0.5 / length
         return ChainTiming(
             makespan=head + t + alpha * far,
             mean=head + t + alpha * spread,
             hops=root + far,
-            stages=stages,
+            stages=tree.stages,
             root=root,
-            routes=np.maximum(routes + (root > 0) + (root < length - 1), member + 1),
+            routes=maximum(tree.routes + (root > 0.0) + (beyond > 0.0), member + 1.0),
         )
-    return ChainTiming(head + t, total / length + t, root, stages, root, np.maximum(routes, member))
+    waits = tree.wait_beta * spec.beta + tree.wait_alpha * alpha + head
+    return ChainTiming(head + t, waits / length + t, root, tree.stages, root, maximum(tree.routes, member))
 
 
-def chain_cost(spec: HardwareSpec, timing: ChainTiming, start: ArrayLike, memory: ArrayLike) -> Cost:
+def chain_cost(spec: HardwareSpec, timing: ChainTiming, start: Any, memory: Any) -> Cost:
     """Cost of ``start`` cycles of PE work on every core (all at once), then the chain-tree
     reduce timed by ``timing``; ``memory`` in bytes per core."""
     fixed = spec.launch_overhead_cycles + start
@@ -278,10 +353,9 @@ def chain_cost(spec: HardwareSpec, timing: ChainTiming, start: ArrayLike, memory
     )
 
 
-def tasks(tree_depth: ArrayLike, broadcast: bool) -> np.ndarray:
+def tasks(tree_depth: Any, broadcast: bool) -> Any:
     """Message tasks a chain-tree kernel activates: one per level, one for the broadcast."""
-    return np.asarray(tree_depth) + (1 if broadcast else 0)
-
+    return tree_depth + (1.0 if broadcast else 0.0)
 
 # ----------------------------------------------------------------- program
 def tree_edges(length: int, levels: list[tuple[int, int, int]]) -> tuple[list[tuple[int, int, int]], int]:
@@ -353,36 +427,50 @@ class _ChainAllreduce(Kernel):
     parameters: ClassVar[tuple[str, ...]] = ("p", "q", "n", "axis")
     defaults: ClassVar[dict[str, Any]] = {"axis": "x"}
 
+    def _values(self, spec: HardwareSpec, params: dict[str, Any]) -> tuple[dict[str, np.ndarray], str]:
+        """Validated parameters (int arrays) and the axis."""
+        return line_params(self, spec, params)
+
     @abc.abstractmethod
-    def _values(self, spec: HardwareSpec, params: dict[str, Any]) -> tuple[dict[str, np.ndarray], str, Levels]:
-        """Validated parameters, the axis and the chain tree of every configuration."""
+    def _tree(self, length: Any, v: dict[str, Any]) -> ChainTree:
+        """The closed form's tree on lines of ``length`` cores (a number or float array)."""
+
+    @abc.abstractmethod
+    def _levels(self, length: int, s: dict[str, int]) -> list[tuple[int, int, int]]:
+        """The program's levels ``(s_l, a_l, d_l)`` for one configuration ``s``."""
+
+    def _depth(self, v: dict[str, Any]) -> Any:
+        """Levels of the tree (message tasks each core activates before the broadcast's)."""
+        return 1.0
 
     def check(self, spec: HardwareSpec, **params: Any) -> None:
         self._values(spec, params)
 
+    @blockwise
     def cost(self, spec: HardwareSpec, **params: Any) -> Cost:
         """Closed form: ``launch + tasks * message_overhead`` (all cores at once, then
         :func:`chain_timing`). Exact where no link carries two messages at once."""
-        v, axis, tree = self._values(spec, params)
-        depth = len(tree.levels) if "k_tree" not in v else v["k_tree"]
-        start = tasks(depth, self.broadcast) * spec.message_overhead_cycles
-        timing = chain_timing(spec, tree, v["n"], self.broadcast)
-        return chain_cost(spec, timing, start, 2 * v["n"] * spec.dtype_bytes)
+        v, axis = self._values(spec, params)
+        length = as_float(along(v, axis)[0])
+        n = as_float(v["n"])
+        start = tasks(self._depth(v), self.broadcast) * spec.message_overhead_cycles
+        timing = chain_timing(spec, length, self._tree(length, v), n, self.broadcast)
+        return chain_cost(spec, timing, start, (2.0 * spec.dtype_bytes) * n)
 
     def execute(self, spec: HardwareSpec, seed: int = 0, trace: bool = False, **params: Any) -> KernelRun:
-        v, axis, tree = self._values(spec, params)
+        v, axis = self._values(spec, params)
         s = scalar_params(v)
-        depth = len(tree.levels) if "k_tree" not in s else s["k_tree"]
         length, lines = along(s, axis)
+        levels = self._levels(length, s)
         mesh = Mesh(spec, s["p"], s["q"], trace=trace)
         data = load_vectors(mesh, seed, s["n"], "v")
-        activate(mesh, "v", float(tasks(depth, self.broadcast)) * spec.message_overhead_cycles)
-        record_tree(mesh, axis, length, lines, tree.scalar(), "v", "sum", 0, self.broadcast)
+        activate(mesh, "v", tasks(len(levels), self.broadcast) * spec.message_overhead_cycles)
+        record_tree(mesh, axis, length, lines, levels, "v", "sum", 0, self.broadcast)
         result = mesh.run()
         sums = data.sum(axis=1 if axis == "x" else 0, keepdims=True)
         if self.broadcast:
             return KernelRun(gather(result, mesh, "sum"), np.broadcast_to(sums, data.shape), result)
-        _, root = tree_edges(length, tree.scalar())
+        _, root = tree_edges(length, levels)
         cores = [(root, line) if axis == "x" else (line, root) for line in range(lines)]
         output = np.array([result.tile(core, "sum") for core in cores])
         return KernelRun(output, sums.reshape(lines, s["n"]), result)
@@ -401,20 +489,20 @@ class PipelineAllreduce(_ChainAllreduce):
     """Chain to a root at the end of the line, then multicast back."""
 
     name = "pipeline"
+    middle: ClassVar[bool] = False
 
-    def _values(self, spec: HardwareSpec, params: dict[str, Any]) -> tuple[dict[str, np.ndarray], str, Levels]:
-        v, axis = line_params(self, spec, params)
-        return v, axis, pipeline_levels(along(v, axis)[0], middle=False)
+    def _tree(self, length: Any, v: dict[str, Any]) -> ChainTree:
+        return pipeline_tree(length, self.middle)
+
+    def _levels(self, length: int, s: dict[str, int]) -> list[tuple[int, int, int]]:
+        return pipeline_levels(length, self.middle)
 
 
-class PipelineMidAllreduce(_ChainAllreduce):
+class PipelineMidAllreduce(PipelineAllreduce):
     """Chains from both ends to a root in the middle, then multicast both ways."""
 
     name = "pipeline-mid"
-
-    def _values(self, spec: HardwareSpec, params: dict[str, Any]) -> tuple[dict[str, np.ndarray], str, Levels]:
-        v, axis = line_params(self, spec, params)
-        return v, axis, pipeline_levels(along(v, axis)[0], middle=True)
+    middle = True
 
 
 class KTreeAllreduce(_ChainAllreduce):
@@ -424,11 +512,19 @@ class KTreeAllreduce(_ChainAllreduce):
     parameters = ("p", "q", "n", "k_tree", "group_num", "axis")
     defaults = {"axis": "x", "k_tree": 2, "group_num": 0}
 
-    def _values(self, spec: HardwareSpec, params: dict[str, Any]) -> tuple[dict[str, np.ndarray], str, Levels]:
+    def _values(self, spec: HardwareSpec, params: dict[str, Any]) -> tuple[dict[str, np.ndarray], str]:
         v, axis = line_params(self, spec, params)
-        length = along(v, axis)[0]
-        check_ktree(self.name, length, v["k_tree"], v["group_num"])
-        return v, axis, ktree_levels(length, v["k_tree"], v["group_num"])
+        check_ktree(self.name, along(v, axis)[0], v["k_tree"], v["group_num"])
+        return v, axis
+
+    def _tree(self, length: Any, v: dict[str, Any]) -> ChainTree:
+        return ktree(length, v["k_tree"], v["group_num"])
+
+    def _levels(self, length: int, s: dict[str, int]) -> list[tuple[int, int, int]]:
+        return ktree_levels(length, s["k_tree"], s["group_num"])
+
+    def _depth(self, v: dict[str, Any]) -> Any:
+        return as_float(v["k_tree"])
 
     def sweep(self) -> list[dict[str, Any]]:
         """K = 2 with every group count that divides lines of 2 to 64 cores; K = 1 and 3."""
@@ -484,6 +580,7 @@ class KTree2DAllreduce(Kernel):
     def check(self, spec: HardwareSpec, **params: Any) -> None:
         self._values(spec, params)
 
+    @blockwise
     def cost(self, spec: HardwareSpec, **params: Any) -> Cost:
         """Two K-tree allreduces in sequence. The second phase of every line along the
         other axis starts when its cores hold the first phase's sum; cores of one such
@@ -491,18 +588,19 @@ class KTree2DAllreduce(Kernel):
         ``F_x = tasks mo + F_K + T + |x - root| alpha`` (the root's PE is free at
         ``F_K + T``): makespans add, and means add (exact)."""
         v, axis = self._values(spec, params)
-        first, second = along(v, axis)
-        start = tasks(v["k_tree"], True) * spec.message_overhead_cycles
-        one = chain_timing(spec, ktree_levels(first, v["k_tree"], v["group_num"]), v["n"], True)
-        two = chain_timing(spec, ktree_levels(second, v["k_tree"], v["group_num"]), v["n"], True)
-        fixed = spec.launch_overhead_cycles + 2 * start
+        first, second = (as_float(length) for length in along(v, axis))
+        k, groups, n = v["k_tree"], v["group_num"], as_float(v["n"])
+        start = tasks(as_float(k), True) * spec.message_overhead_cycles
+        one = chain_timing(spec, first, ktree(first, k, groups), n, True)
+        two = chain_timing(spec, second, ktree(second, k, groups), n, True)
+        fixed = spec.launch_overhead_cycles + 2.0 * start
         return Cost.make(
             spec,
             cycles=fixed + one.makespan + two.makespan,
-            compute_cycles=2 * start + spec.beta * (one.stages + two.stages),
+            compute_cycles=2.0 * start + spec.beta * (one.stages + two.stages),
             hops=one.hops + two.hops,
             routing_stages=one.stages + two.stages,
-            memory_per_core_bytes=3 * v["n"] * spec.dtype_bytes,
+            memory_per_core_bytes=(3.0 * spec.dtype_bytes) * n,
             routes_per_core=one.routes + two.routes,
             mean_core_cycles=fixed + one.mean + two.mean,
         )
@@ -513,11 +611,11 @@ class KTree2DAllreduce(Kernel):
         other = "y" if axis == "x" else "x"
         mesh = Mesh(spec, s["p"], s["q"], trace=trace)
         data = load_vectors(mesh, seed, s["n"], "v")
-        overhead = float(tasks(s["k_tree"], True)) * spec.message_overhead_cycles
+        overhead = (s["k_tree"] + 1) * spec.message_overhead_cycles
         base = 0
         for ax, src, dst in ((axis, "v", "s1"), (other, "s1", "s2")):
             length, lines = along(s, ax)
-            levels = ktree_levels(np.array(length), np.array(s["k_tree"]), np.array(s["group_num"])).scalar()
+            levels = ktree_levels(length, s["k_tree"], s["group_num"])
             activate(mesh, src, overhead)
             record_tree(mesh, ax, length, lines, levels, src, dst, base, True)
             base += 4 * len(levels) + 2
@@ -553,6 +651,7 @@ class RingAllreduce(Kernel):
     def check(self, spec: HardwareSpec, **params: Any) -> None:
         self._values(spec, params)
 
+    @blockwise
     def cost(self, spec: HardwareSpec, **params: Any) -> Cost:
         """Closed form from rules 4-6 (exact: each physical link carries one ring edge per
         direction, and a step is longer than a chunk's ``T``).
@@ -563,27 +662,33 @@ class RingAllreduce(Kernel):
         ends at ring position ``k`` after the ``2L - 2`` edges ending at ``k``: the whole
         ring (``2L - 2`` hops) and all but the two edges leaving ``k`` and ``k + 1``. Its
         largest value is ``2`` (L = 2), ``6`` (L = 3), ``4L - 7`` (L >= 4: the two
-        one-hop edges are never consecutive); its mean ``(2L - 2)^2 / L``.
+        one-hop edges are never consecutive), so ``4L - 7 + [L <= 3]``; its mean
+        ``(2L - 2)^2 / L``.
+
+        Colors: a core sends on one color and receives on another; on a line of ``L >= 3``
+        one edge of the other direction (the ring's two directions interleave) passes
+        through it, a third: ``min(L, 3)`` per core at most (2 for ``L = 2``).
         """
         v, axis = self._values(spec, params)
-        length = along(v, axis)[0]
-        chunk = v["n"] // length
+        length = as_float(along(v, axis)[0])
+        n = as_float(v["n"])
+        chunk = n / length  # exact: the line divides n
         t = serialization_cycles(spec, chunk)
         mo = spec.message_overhead_cycles
-        add = compute_cycles(spec, chunk, 0, 1)
-        steps = length - 1
-        body = steps * (2 * mo + t + add) + steps * (2 * mo + t)
-        far = np.where(length == 2, 2, np.where(length == 3, 6, 4 * length - 7))
-        mean_hops = (2 * length - 2) ** 2 / length
+        add = compute_cycles(spec, chunk, 0.0, 1.0)
+        steps = length - 1.0
+        body = steps * (4.0 * mo + 2.0 * t + add)
+        far = 4.0 * length - 7.0 + (length <= 3.0)
+        mean_hops = (2.0 * length - 2.0) ** 2 / length
         fixed = spec.launch_overhead_cycles + body
         return Cost.make(
             spec,
             cycles=fixed + spec.alpha * far,
-            compute_cycles=steps * (4 * mo + add) + steps * 2 * mo,
+            compute_cycles=steps * (6.0 * mo + add),
             hops=far,
-            routing_stages=2 * steps,
-            memory_per_core_bytes=(v["n"] + np.minimum(2, steps) * chunk) * spec.dtype_bytes,
-            routes_per_core=_ring_routes(length),
+            routing_stages=2.0 * steps,
+            memory_per_core_bytes=(n + minimum(2.0, steps) * chunk) * spec.dtype_bytes,
+            routes_per_core=minimum(length, 3.0),
             mean_core_cycles=fixed + spec.alpha * mean_hops,
         )
 
@@ -636,19 +741,6 @@ class RingAllreduce(Kernel):
             for c in (1, 8)
             for axis in AXES
         ]
-
-
-@cache
-def _ring_routes_one(length: int) -> int:
-    return max(len(c) for c in ring_colors(length, True, 0))
-
-
-def _ring_routes(length: np.ndarray) -> np.ndarray:
-    """Most colors a core of the ring configures, per configuration (one evaluation per
-    distinct line length)."""
-    unique, inverse = np.unique(length, return_inverse=True)
-    table = np.array([_ring_routes_one(int(n)) for n in unique], dtype=float)
-    return table[inverse].reshape(np.shape(length))
 
 
 KERNELS: tuple[Kernel, ...] = (

@@ -20,17 +20,19 @@ from typing import Any, ClassVar
 import numpy as np
 
 from plummer.hardware import HardwareSpec
-from plummer.kernels._base import Cost, Kernel, KernelRun, require
+from plummer.kernels._base import Cost, Kernel, KernelRun, as_float, blockwise, require
 from plummer.kernels._gemm import random_operands, scalar_params
 from plummer.kernels.allreduce import (
-    Levels,
+    ChainTree,
     along,
     chain_cost,
     chain_timing,
     check_ktree,
+    ktree,
     ktree_levels,
     line_params,
     pipeline_levels,
+    pipeline_tree,
     record_tree,
     tasks,
 )
@@ -46,11 +48,17 @@ class _GEMV(Kernel):
     parameters: ClassVar[tuple[str, ...]] = ("p", "q", "m", "n", "axis")
     defaults: ClassVar[dict[str, Any]] = {"axis": "x"}
 
-    def _tree(self, length: np.ndarray, v: dict[str, np.ndarray]) -> Levels:
+    def _tree(self, length: Any, v: dict[str, Any]) -> ChainTree:
+        """The closed form's tree on lines of ``length`` cores (a number or float array)."""
+        return pipeline_tree(length, middle=False)
+
+    def _levels(self, length: int, s: dict[str, int]) -> list[tuple[int, int, int]]:
+        """The program's levels ``(s_l, a_l, d_l)`` for one configuration ``s``."""
         return pipeline_levels(length, middle=False)
 
     def _depth(self, v: dict[str, Any]) -> Any:
-        return 1
+        """Levels of the allreduce's tree."""
+        return 1.0
 
     def _values(self, spec: HardwareSpec, params: dict[str, Any]) -> tuple[dict[str, np.ndarray], str, np.ndarray, np.ndarray]:
         v, axis = line_params(self, spec, params)
@@ -63,15 +71,17 @@ class _GEMV(Kernel):
     def check(self, spec: HardwareSpec, **params: Any) -> None:
         self._values(spec, params)
 
+    @blockwise
     def cost(self, spec: HardwareSpec, **params: Any) -> Cost:
         """``launch + local + tasks mo + allreduce(Nt)``, every core starting the allreduce
         at the same time (the allreduce's closed form, exact where no link is shared);
         ``local = Mt vector_op + Mt Nt / fma``."""
-        v, axis, length, across = self._values(spec, params)
-        mt, nt = v["m"] // length, v["n"] // across
-        local = compute_cycles(spec, mt * nt, 0, mt) + tasks(self._depth(v), True) * spec.message_overhead_cycles
-        timing = chain_timing(spec, self._tree(length, v), nt, True)
-        return chain_cost(spec, timing, local, (mt * nt + mt + 2 * nt) * spec.dtype_bytes)
+        v, axis, length_int, across = self._values(spec, params)
+        length = as_float(length_int)
+        mt, nt = as_float(v["m"]) / length, as_float(v["n"]) / as_float(across)  # exact: they divide
+        local = compute_cycles(spec, mt * nt, 0.0, mt) + tasks(self._depth(v), True) * spec.message_overhead_cycles
+        timing = chain_timing(spec, length, self._tree(length, v), nt, True)
+        return chain_cost(spec, timing, local, (mt * nt + mt + 2.0 * nt) * spec.dtype_bytes)
 
     def execute(self, spec: HardwareSpec, seed: int = 0, trace: bool = False, **params: Any) -> KernelRun:
         v, axis, length_a, across_a = self._values(spec, params)
@@ -80,14 +90,14 @@ class _GEMV(Kernel):
         mt, nt = s["m"] // length, s["n"] // across
         x, w = random_operands(seed, (1, s["m"]), (s["m"], s["n"]))
         mesh = Mesh(spec, s["p"], s["q"], trace=trace)
-        overhead = float(tasks(self._depth(s), True)) * spec.message_overhead_cycles
+        levels = self._levels(length, s)
+        overhead = tasks(len(levels), True) * spec.message_overhead_cycles
         for i in range(length):
             for j in range(across):
                 core = (i, j) if axis == "x" else (j, i)
                 mesh.load(core, "x", x[:, i * mt:(i + 1) * mt])
                 mesh.load(core, "w", w[i * mt:(i + 1) * mt, j * nt:(j + 1) * nt])
                 mesh.compute(core, ["x", "w"], "part", _product, fmas=mt * nt, vector_ops=mt, overhead=overhead)
-        levels = self._tree(np.asarray(length_a), v).scalar()
         record_tree(mesh, axis, length, across, levels, "part", "y", 0, True)
         result = mesh.run()
         # output[i, j]: core i along the axis, slice j across it
@@ -115,11 +125,14 @@ class KTreeGEMV(_GEMV):
     parameters = ("p", "q", "m", "n", "k_tree", "group_num", "axis")
     defaults = {"axis": "x", "k_tree": 2, "group_num": 0}
 
-    def _tree(self, length: np.ndarray, v: dict[str, np.ndarray]) -> Levels:
-        return ktree_levels(length, v["k_tree"], v["group_num"])
+    def _tree(self, length: Any, v: dict[str, Any]) -> ChainTree:
+        return ktree(length, v["k_tree"], v["group_num"])
+
+    def _levels(self, length: int, s: dict[str, int]) -> list[tuple[int, int, int]]:
+        return ktree_levels(length, s["k_tree"], s["group_num"])
 
     def _depth(self, v: dict[str, Any]) -> Any:
-        return v["k_tree"]
+        return as_float(v["k_tree"])
 
     def _values(self, spec: HardwareSpec, params: dict[str, Any]) -> tuple[dict[str, np.ndarray], str, np.ndarray, np.ndarray]:
         v, axis, length, across = super()._values(spec, params)
