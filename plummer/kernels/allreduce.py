@@ -55,7 +55,7 @@ from __future__ import annotations
 
 import abc
 import math
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
@@ -69,8 +69,8 @@ from plummer.kernels._base import (
     as_float,
     blockwise,
     floor,
-    int_array,
-    int_params,
+    int_value,
+    int_values,
     maximum,
     minimum,
     require,
@@ -93,26 +93,41 @@ def check_axis(kernel: str, axis: Any) -> str:
     return axis
 
 
-def line_params(kernel: Kernel, spec: HardwareSpec, params: dict[str, Any]) -> tuple[dict[str, np.ndarray], str]:
+def line_params(kernel: Kernel, spec: HardwareSpec, params: dict[str, Any]) -> tuple[dict[str, Any], str]:
     """Validate a line kernel's parameters: ``axis`` (``"x"`` or ``"y"``), ``group_num``
     (>= 0, 0 = the default tree) and the other names of ``kernel.parameters`` (positive
     integers), after filling in ``kernel.defaults``; the mesh must fit the fabric and have
-    at least 2 cores along the axis. Returns the int arrays and the axis."""
+    at least 2 cores along the axis. Returns the values and the axis: int arrays, and
+    Python ints for Python ints (whose arithmetic costs a fifth of numpy scalars')."""
     params = {**kernel.defaults, **params}
     axis = check_axis(kernel.name, params.pop("axis", None))
     group = None
     if "group_num" in kernel.parameters:
-        group = int_array(kernel.name, "group_num", params.pop("group_num", None), minimum=0)
-    names = tuple(n for n in kernel.parameters if n not in ("axis", "group_num"))
-    values = int_params(kernel.name, params, names)
+        group = int_value(kernel.name, "group_num", params.pop("group_num", None), minimum=0)
+    values = int_values(kernel.name, params, _integer_names(kernel.parameters))
     if group is not None:
         values["group_num"] = group
     p, q = values["p"], values["q"]
     require(kernel.name, p <= spec.fabric_width, "p", p, f"exceeds the fabric width {spec.fabric_width}")
     require(kernel.name, q <= spec.fabric_height, "q", q, f"exceeds the fabric height {spec.fabric_height}")
     along = "p" if axis == "x" else "q"
-    require(kernel.name, values[along] >= 2, along, values[along], f"must be >= 2: the reduction runs along axis '{axis}'")
+    require(kernel.name, values[along] >= 2, along, values[along], _ALONG_TWO[axis])
     return values, axis
+
+
+#: What a line of one core breaks, per axis.
+_ALONG_TWO = {axis: f"must be >= 2: the reduction runs along axis '{axis}'" for axis in AXES}
+
+
+@cache
+def _integer_names(parameters: tuple[str, ...]) -> tuple[str, ...]:
+    """The positive-integer parameters of a line kernel (all but ``axis`` and ``group_num``)."""
+    return tuple(n for n in parameters if n not in ("axis", "group_num"))
+
+
+def configuration(values: dict[str, Any]) -> dict[str, int]:
+    """The one configuration an execution takes (from :func:`line_params`), as Python ints."""
+    return scalar_params({name: np.asarray(value) for name, value in values.items()})
 
 
 def along(values: dict[str, Any], axis: str) -> tuple[Any, Any]:
@@ -168,7 +183,7 @@ def ktree_levels(length: int, k_tree: int, group_num: int) -> list[tuple[int, in
 def check_ktree(kernel: str, length: np.ndarray, k: np.ndarray, group_num: np.ndarray) -> None:
     """``group_num`` must divide the line (and be 1 or 0 for K = 1)."""
     require(
-        kernel, (group_num == 0) | (length % maximum(group_num, 1) == 0), "group_num", group_num,
+        kernel, (group_num == 0) | (length % (group_num + (group_num == 0)) == 0), "group_num", group_num,
         "must divide the number of cores along the axis (or be 0 for the default)",
     )
     require(kernel, (k > 1) | (group_num <= 1), "group_num", group_num, "must be 0 or 1 when k_tree = 1")
@@ -183,7 +198,7 @@ class ChainTree(NamedTuple):
     end, in sum, ``wait_beta * beta + wait_alpha * alpha`` after the leaves inject;
     ``routes = sum ([a_l >= 1] + [b_l >= 1])``: the root's colors; ``chained``: levels
     with a chain (``s_l >= 2``); ``member``: the bound on a non-root core's colors
-    (:func:`chain_timing`) is ``max(m + chained, r + member)`` for a core that holds ``r``
+    (:func:`line_timing`) is ``max(m + chained, r + member)`` for a core that holds ``r``
     colors as a root and ``m`` as a member before the tree's first level.
     """
 
@@ -209,26 +224,119 @@ def compose(size: Any, root: Any, groups: Any, upper: ChainTree) -> ChainTree:
     alpha`` from their chain's ends (``tri(a) + tri(b)`` per group, ``tri(x) = x (x -
     1) / 2``); its roots send at ``a (beta + alpha)``, which every one of ``upper``'s
     ``groups - 1`` members waits for on top of its own time. The colors follow the
-    recurrence of :func:`chain_timing`, level by level (a max-plus product).
+    recurrence of :func:`line_timing`, level by level (a max-plus product).
     """
     beyond = size - 1.0 - root
     local = groups * (root * (root - 1.0) + beyond * (beyond - 1.0)) * 0.5 + (groups - 1.0) * root
     ends = minimum(root, 1.0) + minimum(beyond, 1.0)  # [a >= 1] + [b >= 1] (integers >= 0)
-    return ChainTree(
-        stages=root + upper.stages,
-        root=root + size * upper.root,
-        wait_beta=local + upper.wait_beta,
-        wait_alpha=local + size * upper.wait_alpha,
-        routes=ends + upper.routes,
-        chained=(size >= 2.0) + upper.chained,
-        member=maximum(2.0 * (maximum(root, beyond) >= 2.0) + upper.chained, ends + upper.member),
+    return ChainTree(  # positional: a fifth faster than keywords for one configuration
+        root + upper.stages,  # stages
+        root + size * upper.root,  # root
+        local + upper.wait_beta,  # wait_beta
+        local + size * upper.wait_alpha,  # wait_alpha
+        ends + upper.routes,  # routes
+        (size >= 2.0) + upper.chained,  # chained
+        maximum(2.0 * (maximum(root, beyond) >= 2.0) + upper.chained, ends + upper.member),  # member
     )
 
 
-def pipeline_tree(length: Any, middle: bool) -> ChainTree:
-    """One chain over the line (``length``: a number or float array), root at the end or
-    in the middle."""
-    return compose(length, floor(length * 0.5) if middle else length - 1.0, 1.0, ONE_CORE)
+class LineTiming(NamedTuple):
+    """A chain-tree reduce (or allreduce) on a line, independent of the spec: from the
+    moment every core's operand is ready it takes ``stages beta + hops alpha + T``
+    cycles (the last event over the line's cores) and ``mean_beta beta + mean_alpha alpha
+    + T`` on average over them (``T``: the vector's serialization). ``stages`` and
+    ``hops``: PE stages and pass-through hops on the critical path; ``root``: the
+    root's position; ``routes``: most colors at any core. Numbers or float arrays.
+    """
+
+    stages: Any
+    hops: Any
+    mean_beta: Any
+    mean_alpha: Any
+    root: Any
+    routes: Any
+
+
+def line_timing(length: Any, tree: ChainTree, broadcast: bool) -> LineTiming:
+    """Closed form of a chain-tree reduce (and broadcast) on lines of ``length`` cores,
+    from rules 4 and 5.
+
+    An uncontended edge of ``d`` hops adds ``d alpha`` to the head and the receiving
+    stage ``beta`` before the sum's head leaves, so along a level-``l`` chain each
+    super-core's head leaves ``beta + d_l alpha`` after its predecessor's; every group of
+    a level is identical, so all level-``l`` roots send their head at
+    ``F_l = F_{l-1} + a_l (beta + d_l alpha)`` (``F_0 = 0``: leaves inject at once; the
+    side with ``a_l >= b_l`` members is the later one): ``F_K = stages beta + root alpha``.
+    A core's last event is its stage's end, ``head + T`` (a leaf: its tail leaving), so
+    without broadcast the makespan is ``F_K + T`` and the mean sums ``F_{l-1} + k (beta +
+    d_l alpha)`` over the members at distance ``k`` from their chain's end
+    (:func:`compose`), plus ``F_K`` for the root. With the broadcast every core ends when
+    the multicast reaches it, ``F_K + T + |y - root| alpha``: the makespan adds
+    ``max(root, length - 1 - root)`` hops, the mean ``mean_y |y - root|``.
+
+    Colors: the global root holds ``[a_l >= 1] + [b_l >= 1]`` per level (plus one per
+    broadcast direction). A core that is a root below level ``m`` and a chain member at
+    ``m`` holds at most the root's colors below ``m``, 2 at ``m`` (1 at a chain's end),
+    at most one pass-through color per level above (and one broadcast color); that
+    bound, ``max(chained, member)`` of :class:`ChainTree`, only exceeds the root's count
+    for a chain with its root at the end (the pipeline), where it is attained, so the
+    maximum of the two is exact.
+    """
+    root = tree.root
+    member = maximum(tree.chained, tree.member)
+    if broadcast:
+        beyond = length - 1.0 - root
+        spread = (root * (root + 1.0) + beyond * (beyond + 1.0)) * 0.5 / length  # mean |y - root|
+        return LineTiming(  # stages, hops, mean_beta, mean_alpha, root, routes
+            tree.stages,
+            root + maximum(root, beyond),
+            tree.stages,
+            root + spread,
+            root,
+            maximum(tree.routes + (root > 0.0) + (beyond > 0.0), member + 1.0),
+        )
+    inverse = 1.0 / length
+    return LineTiming(
+        tree.stages,
+        root,
+        (tree.wait_beta + tree.stages) * inverse,
+        (tree.wait_alpha + root) * inverse,
+        root,
+        maximum(tree.routes, member),
+    )
+
+
+def pipeline_line(length: Any, middle: bool, broadcast: bool) -> LineTiming:
+    """One chain over lines of ``length`` cores (a number or float array), root at the
+    end or in the middle: :func:`_pipeline`, looked up by line in a table of it."""
+    if type(length) is float:
+        return _pipeline_one(length, middle, broadcast)
+    cores = np.asarray(length).astype(np.int64)
+    table = _pipeline_table(_table_length(cores), middle, broadcast)
+    return LineTiming(*(column.take(cores) for column in table))
+
+
+def _pipeline(length: Any, middle: bool, broadcast: bool) -> LineTiming:
+    """The pipeline's closed form (numbers or float arrays)."""
+    tree = compose(length, floor(length * 0.5) if middle else length - 1.0, 1.0, ONE_CORE)
+    return line_timing(length, tree, broadcast)
+
+
+#: :func:`_pipeline` of one configuration, kept: it depends on the line only, and a
+#: layout evaluates the same lines again and again.
+_pipeline_one = lru_cache(maxsize=1 << 12)(_pipeline)
+
+
+@cache
+def _pipeline_table(lmax: int, middle: bool, broadcast: bool) -> LineTiming:
+    """:func:`_pipeline` of every line of up to ``lmax`` cores, at index ``length``."""
+    return _pipeline(np.maximum(np.arange(lmax + 1, dtype=float), 1.0), middle, broadcast)
+
+
+def _table_length(cores: np.ndarray) -> int:
+    """The longest line a table holds for lines of ``cores``: a power of two >= 1024 (so
+    every fabric of today needs one or two tables)."""
+    return max(1024, 1 << int(cores.max() if cores.size else 1).bit_length())
 
 
 @cache
@@ -244,118 +352,103 @@ def _default_tree(levels: int, length: int) -> ChainTree:
 def _tree_table(kmax: int, lmax: int) -> tuple[np.ndarray, ChainTree]:
     """Lookup tables at index ``levels * (lmax + 1) + length`` for ``levels <= kmax`` and
     ``length <= lmax``: the default groups at level 1 (int64) and the :class:`ChainTree`
-    of the default split (float arrays)."""
-    keys = [(levels, n) for levels in range(kmax + 1) for n in range(lmax + 1)]
-    groups = np.array([_default_groups(levels, n) for levels, n in keys], dtype=np.int64)
-    trees = [_default_tree(levels, n) if n else ONE_CORE for levels, n in keys]
-    return groups, ChainTree(*np.array(trees, dtype=float).T.copy())
+    of the default split (float arrays), built level by level as :func:`ktree_levels`
+    splits: ``tree(K, n) = compose(n / G, G, tree(K - 1, G))``, ``G`` the default groups."""
+    lengths = np.arange(lmax + 1)
+    groups = np.array([[_default_groups(levels, n) for n in lengths] for levels in range(kmax + 1)])
+    rows = [ChainTree(*np.zeros((len(ChainTree._fields), lmax + 1)))]  # no level: one core
+    for level_groups in groups[1:]:
+        size = np.maximum(lengths // level_groups, 1).astype(float)  # length 0: unused
+        upper = ChainTree(*(column.take(level_groups) for column in rows[-1]))
+        rows.append(compose(size, np.floor(size * 0.5), level_groups.astype(float), upper))
+    return groups.reshape(-1), ChainTree(*(np.concatenate(column) for column in zip(*rows)))
 
 
-def ktree(length: Any, k_tree: Any, group_num: Any) -> ChainTree:
-    """The K-tree on a line of ``length`` cores (a number or float array): level 1 of
-    ``g`` groups (``group_num``, or the default for 0) composed with the default split of
-    the ``g`` roots into ``k_tree - 1`` levels (looked up: it depends on ``k_tree`` and
-    ``g`` only). ``k_tree`` and ``group_num``: ints or int arrays."""
-    if type(length) is float and type(k_tree) is not np.ndarray and type(group_num) is not np.ndarray:
-        # one configuration: Python floats
-        cores, k = int(length), int(k_tree)
-        groups = int(group_num) or _default_groups(k, cores)
-        upper = _default_tree(k - 1, groups)
-        groups = float(groups)
-    else:
-        cores = np.asarray(length).astype(np.int64)
-        kmax = int(k_tree.max()) if k_tree.size else 1
-        lmax = max(1024, 1 << int(cores.max() if cores.size else 1).bit_length())
-        default_groups, table = _tree_table(kmax, lmax)
-        width = lmax + 1
-        chosen = np.where(group_num > 0, group_num, default_groups.take(k_tree * width + cores))
-        index = (k_tree - 1) * width + chosen
-        upper = ChainTree(*(column.take(index) for column in table))
-        groups = chosen.astype(float)
+class _KTreeTable(NamedTuple):
+    """:func:`_ktree` of every line of ``g s <= lmax`` cores in ``g`` groups of ``s`` for
+    ``K <= kmax``, at index ``(K - 1) pairs + offsets[g] + s``; the default ``g`` at
+    index ``K (lmax + 1) + length``."""
+
+    default_groups: np.ndarray
+    offsets: np.ndarray
+    pairs: int
+    lines: LineTiming
+
+
+@cache
+def _ktree_table(kmax: int, lmax: int, broadcast: bool) -> _KTreeTable:
+    default_groups, _ = _tree_table(kmax, lmax)
+    sizes = lmax // np.arange(1, lmax + 1)  # s = 1 .. lmax // g for g = 1 .. lmax
+    starts = np.concatenate(([0], np.cumsum(sizes)))
+    pairs = int(starts[-1])
+    groups = np.repeat(np.arange(1, lmax + 1), sizes)
+    size = np.arange(pairs) - np.repeat(starts[:-1], sizes) + 1
+    k_tree = np.repeat(np.arange(1, kmax + 1), pairs)
+    groups, size = np.tile(groups, kmax), np.tile(size, kmax)
+    lines = _ktree(kmax, lmax, (groups * size).astype(float), k_tree, groups, broadcast)
+    return _KTreeTable(default_groups, np.concatenate(([0], starts[:-1] - 1)), pairs, lines)
+
+
+def _ktree(kmax: int, lmax: int, length: np.ndarray, k_tree: np.ndarray, groups: np.ndarray,
+           broadcast: bool) -> LineTiming:
+    """The K-tree's closed form on lines of ``length`` cores (float arrays) in ``groups``
+    groups at level 1 (int arrays; ``k_tree <= kmax``, ``length <= lmax``)."""
+    _, trees = _tree_table(kmax, lmax)
+    upper = ChainTree(*(column.take((k_tree - 1) * (lmax + 1) + groups) for column in trees))
+    groups = groups.astype(float)
     size = length / groups  # exact: the groups divide the line
-    return compose(size, floor(size * 0.5), groups, upper)
+    return line_timing(length, compose(size, floor(size * 0.5), groups, upper), broadcast)
 
 
-class ChainTiming(NamedTuple):
-    """Chain-tree timing relative to the moment every core's operand is ready (cycles).
-
-    ``makespan`` / ``mean``: last event over cores / mean over cores of each core's last
-    event; ``hops`` / ``stages``: pass-through hops and PE stages on the critical path;
-    ``root``: the root's position; ``routes``: most colors at any core.
-    """
-
-    makespan: Any
-    mean: Any
-    hops: Any
-    stages: Any
-    root: Any
-    routes: Any
-
-
-def chain_timing(spec: HardwareSpec, length: Any, tree: ChainTree, elements: Any, broadcast: bool) -> ChainTiming:
-    """Closed form of a chain-tree reduce (and broadcast) on lines of ``length`` cores,
-    from rules 4 and 5 (numbers or float arrays).
-
-    An uncontended edge of ``d`` hops adds ``d alpha`` to the head and the receiving
-    stage ``beta`` before the sum's head leaves, so along a level-``l`` chain each
-    super-core's head leaves ``beta + d_l alpha`` after its predecessor's; every group of
-    a level is identical, so all level-``l`` roots send their head at
-    ``F_l = F_{l-1} + a_l (beta + d_l alpha)`` (``F_0 = 0``: leaves inject at once; the
-    side with ``a_l >= b_l`` members is the later one): ``F_K = stages beta + root alpha``.
-    A core's last event is its stage's end, ``head + T`` (a leaf: its tail leaving), so
-    without broadcast the makespan is ``F_K + T`` and the mean sums ``F_{l-1} + k (beta +
-    d_l alpha)`` over the members at distance ``k`` from their chain's end
-    (:func:`compose`), plus ``F_K`` for the root. With the broadcast every core ends when
-    the multicast reaches it: ``F_K + T + |y - root| alpha``.
-
-    Colors: the global root holds ``[a_l >= 1] + [b_l >= 1]`` per level (plus one per
-    broadcast direction). A core that is a root below level ``m`` and a chain member at
-    ``m`` holds at most the root's colors below ``m``, 2 at ``m`` (1 at a chain's end),
-    at most one pass-through color per level above (and one broadcast color); that
-    bound, ``max(chained, member)`` of :class:`ChainTree`, only exceeds the root's count
-    for a chain with its root at the end (the pipeline), where it is attained, so the
-    maximum of the two is exact.
-    """
-    alpha = spec.alpha
-    t = serialization_cycles(spec, elements)
-    root = tree.root
-    head = tree.stages * spec.beta + root * alpha
-    member = maximum(tree.chained, tree.member)
-    if broadcast:
-        beyond = length - 1.0 - root
-        far = maximum(root, beyond)
-        spread = (root * (root + 1.0) + beyond * (beyond + 1.0)) * 0.5 / length
-        return ChainTiming(
-            makespan=head + t + alpha * far,
-            mean=head + t + alpha * spread,
-            hops=root + far,
-            stages=tree.stages,
-            root=root,
-            routes=maximum(tree.routes + (root > 0.0) + (beyond > 0.0), member + 1.0),
-        )
-    waits = tree.wait_beta * spec.beta + tree.wait_alpha * alpha + head
-    return ChainTiming(head + t, waits / length + t, root, tree.stages, root, maximum(tree.routes, member))
+def ktree_line(length: Any, k_tree: Any, group_num: Any, broadcast: bool) -> LineTiming:
+    """The K-tree on lines of ``length`` cores (a number or float array): level 1 of
+    ``g`` groups (``group_num``, or the default for 0) composed with the default split of
+    the ``g`` roots into ``k_tree - 1`` levels (which depends on ``k_tree`` and ``g``
+    only). ``k_tree`` and ``group_num``: ints or int arrays. Arrays look the line up in
+    a table of :func:`_ktree` over every ``(K, g, length)``."""
+    if type(length) is float and type(k_tree) is not np.ndarray and type(group_num) is not np.ndarray:
+        return _ktree_one(int(length), int(k_tree), int(group_num), broadcast)
+    cores = np.asarray(length).astype(np.int64)
+    k_tree, group_num = np.asarray(k_tree), np.asarray(group_num)
+    kmax = 4 * -(-int(k_tree.max() if k_tree.size else 1) // 4)  # a multiple of 4: few tables
+    lmax = _table_length(cores)
+    table = _ktree_table(kmax, lmax, broadcast)
+    groups = np.where(group_num > 0, group_num, table.default_groups.take(k_tree * (lmax + 1) + cores))
+    index = (k_tree - 1) * table.pairs + table.offsets.take(groups) + cores // groups
+    return LineTiming(*(column.take(index) for column in table.lines))
 
 
-def chain_cost(spec: HardwareSpec, timing: ChainTiming, start: Any, memory: Any) -> Cost:
+@lru_cache(maxsize=1 << 16)
+def _ktree_one(length: int, k_tree: int, group_num: int, broadcast: bool) -> LineTiming:
+    """:func:`ktree_line` of one configuration, in Python floats (kept, as
+    :data:`_pipeline_one`)."""
+    groups = group_num or _default_groups(k_tree, length)
+    size = length // groups
+    tree = compose(float(size), float(size // 2), float(groups), _default_tree(k_tree - 1, groups))
+    return line_timing(float(length), tree, broadcast)
+
+
+def chain_cost(spec: HardwareSpec, line: LineTiming, elements: Any, start: Any, memory: Any) -> Cost:
     """Cost of ``start`` cycles of PE work on every core (all at once), then the chain-tree
-    reduce timed by ``timing``; ``memory`` in bytes per core."""
-    fixed = spec.launch_overhead_cycles + start
+    reduce of ``elements`` timed by ``line``; ``memory`` in bytes per core."""
+    beta = spec.beta
+    fixed = spec.launch_overhead_cycles + start + serialization_cycles(spec, elements)
     return Cost.make(
         spec,
-        cycles=fixed + timing.makespan,
-        compute_cycles=start + spec.beta * timing.stages,
-        hops=timing.hops,
-        routing_stages=timing.stages,
+        cycles=fixed + beta * line.stages + spec.alpha * line.hops,
+        compute_cycles=start + beta * line.stages,
+        hops=line.hops,
+        routing_stages=line.stages,
         memory_per_core_bytes=memory,
-        routes_per_core=timing.routes,
-        mean_core_cycles=fixed + timing.mean,
+        routes_per_core=line.routes,
+        mean_core_cycles=fixed + beta * line.mean_beta + spec.alpha * line.mean_alpha,
     )
 
 
 def tasks(tree_depth: Any, broadcast: bool) -> Any:
     """Message tasks a chain-tree kernel activates: one per level, one for the broadcast."""
     return tree_depth + (1.0 if broadcast else 0.0)
+
 
 # ----------------------------------------------------------------- program
 def tree_edges(length: int, levels: list[tuple[int, int, int]]) -> tuple[list[tuple[int, int, int]], int]:
@@ -432,8 +525,8 @@ class _ChainAllreduce(Kernel):
         return line_params(self, spec, params)
 
     @abc.abstractmethod
-    def _tree(self, length: Any, v: dict[str, Any]) -> ChainTree:
-        """The closed form's tree on lines of ``length`` cores (a number or float array)."""
+    def _line(self, length: Any, v: dict[str, Any]) -> LineTiming:
+        """The closed form's timing of lines of ``length`` cores (a number or float array)."""
 
     @abc.abstractmethod
     def _levels(self, length: int, s: dict[str, int]) -> list[tuple[int, int, int]]:
@@ -449,17 +542,16 @@ class _ChainAllreduce(Kernel):
     @blockwise
     def cost(self, spec: HardwareSpec, **params: Any) -> Cost:
         """Closed form: ``launch + tasks * message_overhead`` (all cores at once, then
-        :func:`chain_timing`). Exact where no link carries two messages at once."""
+        :func:`line_timing`). Exact where no link carries two messages at once."""
         v, axis = self._values(spec, params)
-        length = as_float(along(v, axis)[0])
         n = as_float(v["n"])
         start = tasks(self._depth(v), self.broadcast) * spec.message_overhead_cycles
-        timing = chain_timing(spec, length, self._tree(length, v), n, self.broadcast)
-        return chain_cost(spec, timing, start, (2.0 * spec.dtype_bytes) * n)
+        line = self._line(as_float(along(v, axis)[0]), v)
+        return chain_cost(spec, line, n, start, (2.0 * spec.dtype_bytes) * n)
 
     def execute(self, spec: HardwareSpec, seed: int = 0, trace: bool = False, **params: Any) -> KernelRun:
         v, axis = self._values(spec, params)
-        s = scalar_params(v)
+        s = configuration(v)
         length, lines = along(s, axis)
         levels = self._levels(length, s)
         mesh = Mesh(spec, s["p"], s["q"], trace=trace)
@@ -491,8 +583,8 @@ class PipelineAllreduce(_ChainAllreduce):
     name = "pipeline"
     middle: ClassVar[bool] = False
 
-    def _tree(self, length: Any, v: dict[str, Any]) -> ChainTree:
-        return pipeline_tree(length, self.middle)
+    def _line(self, length: Any, v: dict[str, Any]) -> LineTiming:
+        return pipeline_line(length, self.middle, self.broadcast)
 
     def _levels(self, length: int, s: dict[str, int]) -> list[tuple[int, int, int]]:
         return pipeline_levels(length, self.middle)
@@ -517,8 +609,8 @@ class KTreeAllreduce(_ChainAllreduce):
         check_ktree(self.name, along(v, axis)[0], v["k_tree"], v["group_num"])
         return v, axis
 
-    def _tree(self, length: Any, v: dict[str, Any]) -> ChainTree:
-        return ktree(length, v["k_tree"], v["group_num"])
+    def _line(self, length: Any, v: dict[str, Any]) -> LineTiming:
+        return ktree_line(length, v["k_tree"], v["group_num"], self.broadcast)
 
     def _levels(self, length: int, s: dict[str, int]) -> list[tuple[int, int, int]]:
         return ktree_levels(length, s["k_tree"], s["group_num"])
@@ -590,24 +682,25 @@ class KTree2DAllreduce(Kernel):
         v, axis = self._values(spec, params)
         first, second = (as_float(length) for length in along(v, axis))
         k, groups, n = v["k_tree"], v["group_num"], as_float(v["n"])
+        one, two = ktree_line(first, k, groups, True), ktree_line(second, k, groups, True)
         start = tasks(as_float(k), True) * spec.message_overhead_cycles
-        one = chain_timing(spec, first, ktree(first, k, groups), n, True)
-        two = chain_timing(spec, second, ktree(second, k, groups), n, True)
-        fixed = spec.launch_overhead_cycles + 2.0 * start
+        fixed = spec.launch_overhead_cycles + 2.0 * (start + serialization_cycles(spec, n))
+        stages = one.stages + two.stages
         return Cost.make(
             spec,
-            cycles=fixed + one.makespan + two.makespan,
-            compute_cycles=2.0 * start + spec.beta * (one.stages + two.stages),
+            cycles=fixed + spec.beta * stages + spec.alpha * (one.hops + two.hops),
+            compute_cycles=2.0 * start + spec.beta * stages,
             hops=one.hops + two.hops,
-            routing_stages=one.stages + two.stages,
+            routing_stages=stages,
             memory_per_core_bytes=(3.0 * spec.dtype_bytes) * n,
             routes_per_core=one.routes + two.routes,
-            mean_core_cycles=fixed + one.mean + two.mean,
+            mean_core_cycles=fixed + spec.beta * (one.mean_beta + two.mean_beta)
+            + spec.alpha * (one.mean_alpha + two.mean_alpha),
         )
 
     def execute(self, spec: HardwareSpec, seed: int = 0, trace: bool = False, **params: Any) -> KernelRun:
         v, axis = self._values(spec, params)
-        s = scalar_params(v)
+        s = configuration(v)
         other = "y" if axis == "x" else "x"
         mesh = Mesh(spec, s["p"], s["q"], trace=trace)
         data = load_vectors(mesh, seed, s["n"], "v")
@@ -694,7 +787,7 @@ class RingAllreduce(Kernel):
 
     def execute(self, spec: HardwareSpec, seed: int = 0, trace: bool = False, **params: Any) -> KernelRun:
         v, axis = self._values(spec, params)
-        s = scalar_params(v)
+        s = configuration(v)
         length, lines = along(s, axis)
         chunk = s["n"] // length
         mesh = Mesh(spec, s["p"], s["q"], trace=trace)

@@ -21,22 +21,31 @@ import numpy as np
 
 from plummer.hardware import HardwareSpec
 from plummer.kernels._base import Cost, Kernel, KernelRun, as_float, blockwise, require
-from plummer.kernels._gemm import random_operands, scalar_params
+from plummer.kernels._gemm import random_operands
 from plummer.kernels.allreduce import (
-    ChainTree,
+    LineTiming,
     along,
     chain_cost,
-    chain_timing,
     check_ktree,
-    ktree,
+    configuration,
     ktree_levels,
+    ktree_line,
     line_params,
     pipeline_levels,
-    pipeline_tree,
+    pipeline_line,
     record_tree,
     tasks,
 )
 from plummer.mesh import Mesh, compute_cycles
+
+#: What ``m`` and ``n`` must be multiples of, per reduction axis.
+_SPLITS = {
+    axis: (
+        f"must be a multiple of the mesh size '{along_name}' (M is split along axis '{axis}')",
+        f"must be a multiple of the mesh size '{across_name}'",
+    )
+    for axis, along_name, across_name in (("x", "p", "q"), ("y", "q", "p"))
+}
 
 
 def _product(x: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -48,9 +57,9 @@ class _GEMV(Kernel):
     parameters: ClassVar[tuple[str, ...]] = ("p", "q", "m", "n", "axis")
     defaults: ClassVar[dict[str, Any]] = {"axis": "x"}
 
-    def _tree(self, length: Any, v: dict[str, Any]) -> ChainTree:
-        """The closed form's tree on lines of ``length`` cores (a number or float array)."""
-        return pipeline_tree(length, middle=False)
+    def _line(self, length: Any, v: dict[str, Any]) -> LineTiming:
+        """The allreduce's timing on lines of ``length`` cores (a number or float array)."""
+        return pipeline_line(length, middle=False, broadcast=True)
 
     def _levels(self, length: int, s: dict[str, int]) -> list[tuple[int, int, int]]:
         """The program's levels ``(s_l, a_l, d_l)`` for one configuration ``s``."""
@@ -60,12 +69,13 @@ class _GEMV(Kernel):
         """Levels of the allreduce's tree."""
         return 1.0
 
-    def _values(self, spec: HardwareSpec, params: dict[str, Any]) -> tuple[dict[str, np.ndarray], str, np.ndarray, np.ndarray]:
+    def _values(self, spec: HardwareSpec, params: dict[str, Any]) -> tuple[dict[str, Any], str, Any, Any]:
+        """Validated parameters, the axis, the cores along it and across it."""
         v, axis = line_params(self, spec, params)
         length, across = along(v, axis)
-        names = ("p", "q") if axis == "x" else ("q", "p")
-        require(self.name, v["m"] % length == 0, "m", v["m"], f"must be a multiple of the mesh size '{names[0]}' (M is split along axis '{axis}')")
-        require(self.name, v["n"] % across == 0, "n", v["n"], f"must be a multiple of the mesh size '{names[1]}'")
+        m_rule, n_rule = _SPLITS[axis]
+        require(self.name, v["m"] % length == 0, "m", v["m"], m_rule)
+        require(self.name, v["n"] % across == 0, "n", v["n"], n_rule)
         return v, axis, length, across
 
     def check(self, spec: HardwareSpec, **params: Any) -> None:
@@ -76,16 +86,15 @@ class _GEMV(Kernel):
         """``launch + local + tasks mo + allreduce(Nt)``, every core starting the allreduce
         at the same time (the allreduce's closed form, exact where no link is shared);
         ``local = Mt vector_op + Mt Nt / fma``."""
-        v, axis, length_int, across = self._values(spec, params)
+        v, _, length_int, across = self._values(spec, params)
         length = as_float(length_int)
         mt, nt = as_float(v["m"]) / length, as_float(v["n"]) / as_float(across)  # exact: they divide
         local = compute_cycles(spec, mt * nt, 0.0, mt) + tasks(self._depth(v), True) * spec.message_overhead_cycles
-        timing = chain_timing(spec, length, self._tree(length, v), nt, True)
-        return chain_cost(spec, timing, local, (mt * nt + mt + 2.0 * nt) * spec.dtype_bytes)
+        return chain_cost(spec, self._line(length, v), nt, local, (mt * nt + mt + 2.0 * nt) * spec.dtype_bytes)
 
     def execute(self, spec: HardwareSpec, seed: int = 0, trace: bool = False, **params: Any) -> KernelRun:
         v, axis, length_a, across_a = self._values(spec, params)
-        s = scalar_params(v)
+        s = configuration(v)
         length, across = int(length_a), int(across_a)
         mt, nt = s["m"] // length, s["n"] // across
         x, w = random_operands(seed, (1, s["m"]), (s["m"], s["n"]))
@@ -125,8 +134,8 @@ class KTreeGEMV(_GEMV):
     parameters = ("p", "q", "m", "n", "k_tree", "group_num", "axis")
     defaults = {"axis": "x", "k_tree": 2, "group_num": 0}
 
-    def _tree(self, length: Any, v: dict[str, Any]) -> ChainTree:
-        return ktree(length, v["k_tree"], v["group_num"])
+    def _line(self, length: Any, v: dict[str, Any]) -> LineTiming:
+        return ktree_line(length, v["k_tree"], v["group_num"], broadcast=True)
 
     def _levels(self, length: int, s: dict[str, int]) -> list[tuple[int, int, int]]:
         return ktree_levels(length, s["k_tree"], s["group_num"])
