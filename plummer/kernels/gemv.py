@@ -84,8 +84,9 @@ class _GEMV(Kernel):
     @blockwise
     def cost(self, spec: HardwareSpec, **params: Any) -> Cost:
         """``launch + local + tasks mo + allreduce(Nt)``, every core starting the allreduce
-        at the same time (the allreduce's closed form, exact where no link is shared);
-        ``local = Mt vector_op + Mt Nt / fma``."""
+        at the same time; ``local = Mt vector_op + Mt Nt / fma``. As exact as the
+        allreduce's closed form: for K <= 2, and a lower bound for K >= 3
+        (:class:`~plummer.kernels.allreduce.KTreeAllreduce`)."""
         v, _, length_int, across = self._values(spec, params)
         length = as_float(length_int)
         mt, nt = as_float(v["m"]) / length, as_float(v["n"]) / as_float(across)  # exact: they divide
@@ -123,7 +124,7 @@ class PipelineGEMV(_GEMV):
     name = "pipeline"
 
     def sweep(self) -> list[dict[str, Any]]:
-        """Square meshes 2..16 and lines up to 64, tiles 1x1 to 8x8."""
+        """Square meshes 2..16 and 64, lines up to 64, tiles 1x1 to 8x8 (and 1x64 on 64 x 64)."""
         return _sweep(k_tree=False)
 
 
@@ -149,7 +150,8 @@ class KTreeGEMV(_GEMV):
         return v, axis, length, across
 
     def sweep(self) -> list[dict[str, Any]]:
-        """As :class:`PipelineGEMV`, K = 2 with every group count that divides, and K = 3."""
+        """As :class:`PipelineGEMV`, K = 2 with every group count that divides (on 64 x 64:
+        some), and K = 3."""
         return _sweep(k_tree=True)
 
 
@@ -165,6 +167,10 @@ def _sweep(k_tree: bool) -> list[dict[str, Any]]:
                 continue
             configs += [dict(base, k_tree=2, group_num=g) for g in range(1, length + 1) if length % g == 0]
             configs.append(dict(base, k_tree=3, group_num=0))
+    # as measured (P x P, K = 2, M split along y) at P = 64; Nt = 64 makes level-2 edges wait
+    for mt, nt, groups in ((1, 1, (8,)), (2, 8, (0,)), (1, 64, (0, 8, 32))):
+        base = {"p": 64, "q": 64, "m": 64 * mt, "n": 64 * nt, "axis": "y"}
+        configs += [dict(base, k_tree=2, group_num=g) for g in groups] if k_tree else [base]
     return configs
 
 

@@ -137,7 +137,8 @@ class Shift(Kernel):
         return KernelRun(output, reference, result)
 
     def sweep(self) -> list[dict[str, Any]]:
-        """Lines of 2 to 64 cores, distances 1 to 40 (also at and beyond the line), tiles 1x1 to 8x8."""
+        """Lines of 2 to 64 cores, distances 1 to 40 (also at and beyond the line), tiles 1x1 to
+        8x8, and 48 x 48 and 64 x 64 meshes (every line in lock step)."""
         return [
             {"p": length, "q": 2, "m": length * mt, "n": 2 * nt, "distance": d, "axis": "x"}
             for length in (2, 3, 5, 8, 16, 33, 64)
@@ -148,6 +149,9 @@ class Shift(Kernel):
             for length in (3, 16)
             for d in (1, 4, 16, 20)
             for mt, nt in ((1, 1), (4, 2))
+        ] + [
+            {"p": size, "q": size, "m": size * mt, "n": size * nt, "distance": d, "axis": axis}
+            for size, d, axis, (mt, nt) in ((48, 1, "x", (2, 2)), (48, 3, "y", (1, 4)), (64, 2, "x", (1, 1)))
         ]
 
 
