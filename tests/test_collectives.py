@@ -7,9 +7,10 @@ import math
 import numpy as np
 import pytest
 
+from plummer.benchmark import one_configuration, random_configurations
 from plummer.errors import RoutingError, SpecError
 from plummer.hardware import load_hardware
-from plummer.kernels import allreduce, broadcast, gemv, shift
+from plummer.kernels import COST_KEYS, allreduce, broadcast, gemv, shift
 
 FITTED = load_hardware("wse3").replace(
     alpha=2.85, beta=9.2, fma_per_cycle=4.9, vector_op_overhead_cycles=2.1,
@@ -186,14 +187,34 @@ def test_bad_parameters_name_the_parameter(kernel, params, field):
         kernel.check(FITTED, **params)
 
 
-def test_closed_forms_are_vectorised():
-    rng = np.random.default_rng(0)
-    size = 1_000_000
-    p = rng.integers(2, 700, size)
-    cost = gemv.KTreeGEMV().cost(FITTED, p=p, q=p, m=p, n=p * 4, k_tree=2, group_num=0, axis="y")
-    assert cost.cycles.shape == (size,)
-    sh = shift.Shift().cost(FITTED, p=p, q=p, m=p, n=p, distance=rng.integers(1, 40, size), axis="x")
-    assert np.all(np.isfinite(sh.mean_core_cycles))
+@pytest.mark.parametrize("kernel", KERNELS, ids=lambda k: f"{k.family}-{k.name}")
+@pytest.mark.parametrize("long_vectors", [False, True], ids=["tiles", "long"])
+def test_vectorised_equals_one_configuration_at_a_time(kernel, long_vectors):
+    """The array path (per-line tables, blocks) gives what the executor-checked path for
+    one configuration gives, over random LLM-sized configurations (K = 1 to 4, group
+    counts, meshes up to 750) and, with long vectors, where two-level trees wait."""
+    configs = random_configurations(FITTED, kernel, 40_000, seed=7)  # two blocks
+    if long_vectors:
+        for name, factor in (("n", 9), ("m", 1)):
+            if name in configs:
+                configs[name] = configs[name] * factor
+    vector = kernel.cost(FITTED, **configs)
+    assert vector.cycles.shape == (40_000,)
+    for i in range(0, 40_000, 97):
+        one = kernel.cost(FITTED, **one_configuration(configs, i))
+        for key in COST_KEYS + ("mean_core_cycles",):
+            assert float(getattr(one, key)) == pytest.approx(getattr(vector, key)[i], rel=1e-12, abs=1e-9), (key, i)
+
+
+def test_vectorised_shapes_broadcast():
+    sizes = np.array([[16], [64]])
+    cost = gemv.KTreeGEMV().cost(FITTED, p=sizes, q=sizes, m=sizes * 4, n=np.array([16, 64]) * 64, k_tree=2,
+                                 group_num=np.array([4, 8]), axis="y")
+    assert cost.cycles.shape == cost.routes_per_core.shape == (2, 2)
+    for row, p in enumerate((16, 64)):
+        for col, (n, g) in enumerate(((16 * 64, 4), (64 * 64, 8))):
+            one = gemv.KTreeGEMV().cost(FITTED, p=p, q=p, m=p * 4, n=n, k_tree=2, group_num=g, axis="y")
+            assert float(one.cycles) == pytest.approx(cost.cycles[row, col], rel=1e-12)
 
 
 def test_shift_every_core_steps_in_lock_step():

@@ -332,12 +332,12 @@ def line_timing(length: Any, tree: ChainTree, broadcast: bool) -> LineTiming:
     )
 
 
-def pipeline_line(length: Any, middle: bool, broadcast: bool) -> LineTiming:
-    """One chain over lines of ``length`` cores (a number or float array), root at the
-    end or in the middle: :func:`_pipeline`, looked up by line in a table of it."""
-    if type(length) is float:
-        return _pipeline_one(length, middle, broadcast)
-    cores = np.asarray(length).astype(np.int64)
+def pipeline_line(cores: Any, middle: bool, broadcast: bool) -> LineTiming:
+    """One chain over lines of ``cores`` cores (an int or int array), root at the end or
+    in the middle: :func:`_pipeline`, looked up by line in a table of it."""
+    if type(cores) is int:
+        return _pipeline_one(float(cores), middle, broadcast)
+    cores = np.asarray(cores)
     table = _pipeline_table(_table_length(cores), middle, broadcast)
     return LineTiming(*(column.take(cores) for column in table[:_LINE_FIELDS]))  # one level: no wait
 
@@ -475,16 +475,16 @@ def _ktree(kmax: int, lmax: int, length: np.ndarray, k_tree: np.ndarray, groups:
     return line._replace(wait=two_level_wait(k_tree, length, size, groups, broadcast))
 
 
-def ktree_line(length: Any, k_tree: Any, group_num: Any, broadcast: bool) -> LineTiming:
-    """The K-tree on lines of ``length`` cores (a number or float array): level 1 of
+def ktree_line(cores: Any, k_tree: Any, group_num: Any, broadcast: bool) -> LineTiming:
+    """The K-tree on lines of ``cores`` cores (an int or int array): level 1 of
     ``g`` groups (``group_num``, or the default for 0) composed with the default split of
     the ``g`` roots into ``k_tree - 1`` levels (which depends on ``k_tree`` and ``g``
     only), and the two-level tree's link wait. ``k_tree`` and ``group_num``: ints or int
     arrays. Arrays look the line up in a table of :func:`_ktree` over every ``(K, g,
     length)``."""
-    if type(length) is float and type(k_tree) is not np.ndarray and type(group_num) is not np.ndarray:
-        return _ktree_one(int(length), int(k_tree), int(group_num), broadcast)
-    cores = np.asarray(length).astype(np.int64)
+    if type(cores) is int and type(k_tree) is int and type(group_num) is int:
+        return _ktree_one(cores, k_tree, group_num, broadcast)
+    cores = np.asarray(cores)
     k_tree, group_num = np.asarray(k_tree), np.asarray(group_num)
     kmax = 4 * -(-int(k_tree.max() if k_tree.size else 1) // 4)  # a multiple of 4: few tables
     lmax = _table_length(cores)
@@ -616,8 +616,8 @@ class _ChainAllreduce(Kernel):
         return line_params(self, spec, params)
 
     @abc.abstractmethod
-    def _line(self, length: Any, v: dict[str, Any]) -> LineTiming:
-        """The closed form's timing of lines of ``length`` cores (a number or float array)."""
+    def _line(self, cores: Any, v: dict[str, Any]) -> LineTiming:
+        """The closed form's timing of lines of ``cores`` cores (an int or int array)."""
 
     @abc.abstractmethod
     def _levels(self, length: int, s: dict[str, int]) -> list[tuple[int, int, int]]:
@@ -638,7 +638,7 @@ class _ChainAllreduce(Kernel):
         v, axis = self._values(spec, params)
         n = as_float(v["n"])
         start = tasks(self._depth(v), self.broadcast) * spec.message_overhead_cycles
-        line = self._line(as_float(along(v, axis)[0]), v)
+        line = self._line(along(v, axis)[0], v)
         return chain_cost(spec, line, n, start, (2.0 * spec.dtype_bytes) * n)
 
     def execute(self, spec: HardwareSpec, seed: int = 0, trace: bool = False, **params: Any) -> KernelRun:
@@ -675,8 +675,8 @@ class PipelineAllreduce(_ChainAllreduce):
     name = "pipeline"
     middle: ClassVar[bool] = False
 
-    def _line(self, length: Any, v: dict[str, Any]) -> LineTiming:
-        return pipeline_line(length, self.middle, self.broadcast)
+    def _line(self, cores: Any, v: dict[str, Any]) -> LineTiming:
+        return pipeline_line(cores, self.middle, self.broadcast)
 
     def _levels(self, length: int, s: dict[str, int]) -> list[tuple[int, int, int]]:
         return pipeline_levels(length, self.middle)
@@ -709,8 +709,8 @@ class KTreeAllreduce(_ChainAllreduce):
         check_ktree(self.name, along(v, axis)[0], v["k_tree"], v["group_num"])
         return v, axis
 
-    def _line(self, length: Any, v: dict[str, Any]) -> LineTiming:
-        return ktree_line(length, v["k_tree"], v["group_num"], self.broadcast)
+    def _line(self, cores: Any, v: dict[str, Any]) -> LineTiming:
+        return ktree_line(cores, v["k_tree"], v["group_num"], self.broadcast)
 
     def _levels(self, length: int, s: dict[str, int]) -> list[tuple[int, int, int]]:
         return ktree_levels(length, s["k_tree"], s["group_num"])
@@ -788,7 +788,7 @@ class KTree2DAllreduce(Kernel):
         ``F_x = tasks mo + F_K + T + |x - root| alpha`` (the root's PE is free at
         ``F_K + T``): makespans add, and means add (exact)."""
         v, axis = self._values(spec, params)
-        first, second = (as_float(length) for length in along(v, axis))
+        first, second = along(v, axis)
         k, groups, n = v["k_tree"], v["group_num"], as_float(v["n"])
         one, two = ktree_line(first, k, groups, True), ktree_line(second, k, groups, True)
         start = tasks(as_float(k), True) * spec.message_overhead_cycles

@@ -57,9 +57,9 @@ class _GEMV(Kernel):
     parameters: ClassVar[tuple[str, ...]] = ("p", "q", "m", "n", "axis")
     defaults: ClassVar[dict[str, Any]] = {"axis": "x"}
 
-    def _line(self, length: Any, v: dict[str, Any]) -> LineTiming:
-        """The allreduce's timing on lines of ``length`` cores (a number or float array)."""
-        return pipeline_line(length, middle=False, broadcast=True)
+    def _line(self, cores: Any, v: dict[str, Any]) -> LineTiming:
+        """The allreduce's timing on lines of ``cores`` cores (an int or int array)."""
+        return pipeline_line(cores, middle=False, broadcast=True)
 
     def _levels(self, length: int, s: dict[str, int]) -> list[tuple[int, int, int]]:
         """The program's levels ``(s_l, a_l, d_l)`` for one configuration ``s``."""
@@ -91,7 +91,7 @@ class _GEMV(Kernel):
         length = as_float(length_int)
         mt, nt = as_float(v["m"]) / length, as_float(v["n"]) / as_float(across)  # exact: they divide
         local = compute_cycles(spec, mt * nt, 0.0, mt) + tasks(self._depth(v), True) * spec.message_overhead_cycles
-        return chain_cost(spec, self._line(length, v), nt, local, (mt * nt + mt + 2.0 * nt) * spec.dtype_bytes)
+        return chain_cost(spec, self._line(length_int, v), nt, local, (mt * nt + mt + 2.0 * nt) * spec.dtype_bytes)
 
     def execute(self, spec: HardwareSpec, seed: int = 0, trace: bool = False, **params: Any) -> KernelRun:
         v, axis, length_a, across_a = self._values(spec, params)
@@ -135,8 +135,8 @@ class KTreeGEMV(_GEMV):
     parameters = ("p", "q", "m", "n", "k_tree", "group_num", "axis")
     defaults = {"axis": "x", "k_tree": 2, "group_num": 0}
 
-    def _line(self, length: Any, v: dict[str, Any]) -> LineTiming:
-        return ktree_line(length, v["k_tree"], v["group_num"], broadcast=True)
+    def _line(self, cores: Any, v: dict[str, Any]) -> LineTiming:
+        return ktree_line(cores, v["k_tree"], v["group_num"], broadcast=True)
 
     def _levels(self, length: int, s: dict[str, int]) -> list[tuple[int, int, int]]:
         return ktree_levels(length, s["k_tree"], s["group_num"])
