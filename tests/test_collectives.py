@@ -7,9 +7,10 @@ import math
 import numpy as np
 import pytest
 
+from plummer.benchmark import one_configuration, random_configurations
 from plummer.errors import RoutingError, SpecError
 from plummer.hardware import load_hardware
-from plummer.kernels import allreduce, broadcast, gemv, shift
+from plummer.kernels import COST_KEYS, allreduce, broadcast, gemv, shift
 
 FITTED = load_hardware("wse3").replace(
     alpha=2.85, beta=9.2, fma_per_cycle=4.9, vector_op_overhead_cycles=2.1,
@@ -20,6 +21,22 @@ PRESET = load_hardware("wse3")
 KERNELS = allreduce.KERNELS + broadcast.KERNELS + gemv.KERNELS + shift.KERNELS
 
 
+#: What :class:`~plummer.kernels.allreduce.KTreeAllreduce` states for K >= 3 over its sweep:
+#: the executor's makespan and mean exceed the closed form (a lower bound) by at most these
+#: fractions, by (broadcast, vector of more than 16 elements).
+K3_BOUNDS = {
+    (True, False): (0.0047, 0.0048), (True, True): (0.24, 0.25),
+    (False, False): (0.0057, 0.0016), (False, True): (0.28, 0.070),
+}
+
+
+def _k3_gaps(kernel, config, cost, ex):
+    """(bound key, makespan gap, mean gap) of a K >= 3 configuration: executor over closed form."""
+    elements = config["n"] if kernel.family == "allreduce" else config["n"] // config["p" if config["axis"] == "y" else "q"]
+    key = (kernel.name != "reduce-ktree", elements > 16)
+    return key, 1 - float(cost.cycles) / ex.cycles, 1 - float(cost.mean_core_cycles) / ex.mean_core_cycles
+
+
 @pytest.mark.parametrize("kernel", KERNELS, ids=lambda k: f"{k.family}-{k.name}")
 @pytest.mark.parametrize("spec", [FITTED, PRESET], ids=["fitted", "preset"])
 def test_sweep_correct_and_closed_form_matches(kernel, spec):
@@ -28,24 +45,46 @@ def test_sweep_correct_and_closed_form_matches(kernel, spec):
         assert run.correct, config
         cost = kernel.cost(spec, **config)
         ex = run.execution
-        # K >= 3 trees can share a link between levels; everything else is exact
-        tolerance = 0.05 if config.get("k_tree", 2) > 2 else 1e-9
-        assert float(cost.cycles) == pytest.approx(ex.cycles, rel=tolerance), config
-        assert float(cost.mean_core_cycles) == pytest.approx(ex.mean_core_cycles, rel=tolerance), config
+        if config.get("k_tree", 2) >= 3:  # a lower bound, within what the docstring states
+            key, gap, gap_mean = _k3_gaps(kernel, config, cost, ex)
+            assert -1e-12 <= gap <= K3_BOUNDS[key][0], config
+            assert -1e-12 <= gap_mean <= K3_BOUNDS[key][1], config
+        else:
+            assert float(cost.cycles) == pytest.approx(ex.cycles, rel=1e-9), config
+            assert float(cost.mean_core_cycles) == pytest.approx(ex.mean_core_cycles, rel=1e-9), config
         assert int(cost.routes_per_core) == int(ex.routes_per_core.max()), config
         assert int(cost.memory_per_core_bytes) == int(ex.peak_memory_bytes.max()), config
 
 
-def test_ktree_k2_exact_on_every_group_count():
-    kernel = allreduce.KTreeAllreduce()
+def test_k3_bounds_are_the_measured_maxima():
+    """The stated K >= 3 figures are the sweep's maxima rounded up to two digits (not a margin)."""
+    worst = {key: [0.0, 0.0] for key in K3_BOUNDS}
+    for kernel in (allreduce.KTreeAllreduce(), allreduce.ReduceKTree()):
+        for spec in (FITTED, PRESET):
+            for config in kernel.sweep():
+                if config["k_tree"] >= 3:
+                    ex = kernel.execute(spec, **config).execution
+                    key, gap, gap_mean = _k3_gaps(kernel, config, kernel.cost(spec, **config), ex)
+                    worst[key] = [max(worst[key][0], gap), max(worst[key][1], gap_mean)]
+    for key, bounds in K3_BOUNDS.items():
+        for measured, stated in zip(worst[key], bounds):
+            assert 0.95 * stated <= measured <= stated, (key, measured, stated)
+
+
+@pytest.mark.parametrize("kernel", [allreduce.KTreeAllreduce(), allreduce.ReduceKTree()], ids=lambda k: k.name)
+def test_ktree_k2_exact_on_every_group_count(kernel):
+    """Exact also where level-2 edges wait behind level-1 messages (long vectors)."""
+    waited = 0
     for length in (7, 12, 36, 64):
         for g in [d for d in range(1, length + 1) if length % d == 0]:
-            for n in (1, 8):
+            for n in (1, 8, 64, 200):
                 cfg = {"p": 2, "q": length, "n": n, "k_tree": 2, "group_num": g, "axis": "y"}
                 ex = kernel.execute(FITTED, **cfg).execution
                 cost = kernel.cost(FITTED, **cfg)
-                assert float(cost.cycles) == pytest.approx(ex.cycles, rel=1e-9)
-                assert float(cost.mean_core_cycles) == pytest.approx(ex.mean_core_cycles, rel=1e-9)
+                assert float(cost.cycles) == pytest.approx(ex.cycles, rel=1e-9), cfg
+                assert float(cost.mean_core_cycles) == pytest.approx(ex.mean_core_cycles, rel=1e-9), cfg
+                waited += ex.link_waits > 0
+    assert waited >= 20  # the link wait of two-level trees is exercised, not avoided
 
 
 @pytest.mark.parametrize("name", ["pipeline", "pipeline-mid", "ktree", "ring"])
@@ -148,14 +187,34 @@ def test_bad_parameters_name_the_parameter(kernel, params, field):
         kernel.check(FITTED, **params)
 
 
-def test_closed_forms_are_vectorised():
-    rng = np.random.default_rng(0)
-    size = 1_000_000
-    p = rng.integers(2, 700, size)
-    cost = gemv.KTreeGEMV().cost(FITTED, p=p, q=p, m=p, n=p * 4, k_tree=2, group_num=0, axis="y")
-    assert cost.cycles.shape == (size,)
-    sh = shift.Shift().cost(FITTED, p=p, q=p, m=p, n=p, distance=rng.integers(1, 40, size), axis="x")
-    assert np.all(np.isfinite(sh.mean_core_cycles))
+@pytest.mark.parametrize("kernel", KERNELS, ids=lambda k: f"{k.family}-{k.name}")
+@pytest.mark.parametrize("long_vectors", [False, True], ids=["tiles", "long"])
+def test_vectorised_equals_one_configuration_at_a_time(kernel, long_vectors):
+    """The array path (per-line tables, blocks) gives what the executor-checked path for
+    one configuration gives, over random LLM-sized configurations (K = 1 to 4, group
+    counts, meshes up to 750) and, with long vectors, where two-level trees wait."""
+    configs = random_configurations(FITTED, kernel, 40_000, seed=7)  # two blocks
+    if long_vectors:
+        for name, factor in (("n", 9), ("m", 1)):
+            if name in configs:
+                configs[name] = configs[name] * factor
+    vector = kernel.cost(FITTED, **configs)
+    assert vector.cycles.shape == (40_000,)
+    for i in range(0, 40_000, 97):
+        one = kernel.cost(FITTED, **one_configuration(configs, i))
+        for key in COST_KEYS + ("mean_core_cycles",):
+            assert float(getattr(one, key)) == pytest.approx(getattr(vector, key)[i], rel=1e-12, abs=1e-9), (key, i)
+
+
+def test_vectorised_shapes_broadcast():
+    sizes = np.array([[16], [64]])
+    cost = gemv.KTreeGEMV().cost(FITTED, p=sizes, q=sizes, m=sizes * 4, n=np.array([16, 64]) * 64, k_tree=2,
+                                 group_num=np.array([4, 8]), axis="y")
+    assert cost.cycles.shape == cost.routes_per_core.shape == (2, 2)
+    for row, p in enumerate((16, 64)):
+        for col, (n, g) in enumerate(((16 * 64, 4), (64 * 64, 8))):
+            one = gemv.KTreeGEMV().cost(FITTED, p=p, q=p, m=p * 4, n=n, k_tree=2, group_num=g, axis="y")
+            assert float(one.cycles) == pytest.approx(cost.cycles[row, col], rel=1e-12)
 
 
 def test_shift_every_core_steps_in_lock_step():

@@ -170,11 +170,20 @@ def register_benchmark(subparsers: argparse._SubParsersAction) -> None:
     bench = subparsers.add_parser(
         "benchmark", help="speed of the executor and the closed forms",
         description="Time the executor (MeshGEMM 32x32 and 64x64 with 8x8x8 tiles, K-tree "
-        "allreduce 64x64) and the closed forms (vectorised and scalar); medians of repeats.",
+        "allreduce 64x64) and every kernel's closed form: configurations per second vectorised "
+        "over random LLM-sized configurations in which every parameter varies, and microseconds "
+        "per single configuration; medians of repeats.",
     )
     bench.add_argument("--hardware", default="wse3", help="hardware preset or TOML (default wse3)")
     bench.add_argument("--repeats", type=int, default=3, help="runs per figure; the median is shown")
-    bench.add_argument("--quick", action="store_true", help="skip the 64x64 MeshGEMM run")
+    bench.add_argument("--quick", action="store_true",
+                       help="skip the 64x64 MeshGEMM run; 10^5 configurations and 1 s per call by default")
+    bench.add_argument("--configs", type=int,
+                       help="random configurations per vectorised call (default 10^6; 10^5 with --quick)")
+    bench.add_argument("--limit", type=float,
+                       help="seconds a closed-form call may take before it is stopped (default 20; 1 with --quick)")
+    bench.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
+                       help="the process's CPU time (default: steadier on a shared machine) or the wall clock")
     add_json_flag(bench)
     bench.set_defaults(func=_benchmark)
 
@@ -182,5 +191,23 @@ def register_benchmark(subparsers: argparse._SubParsersAction) -> None:
 def _benchmark(args: argparse.Namespace) -> None:
     from plummer.benchmark import run_benchmark
 
-    figures = run_benchmark(load_hardware(args.hardware), repeats=args.repeats, large=not args.quick)
-    emit(figures, args.json, "benchmark (medians)")
+    size, limit = (100_000, 1.0) if args.quick else (1_000_000, 20.0)
+    size = size if args.configs is None else args.configs
+    limit = limit if args.limit is None else args.limit
+    if size < 1:
+        raise CommandLineError(f"--configs {size} must be >= 1")
+    if not limit > 0:
+        raise CommandLineError(f"--limit {limit} must be > 0 seconds")
+    figures = run_benchmark(load_hardware(args.hardware), repeats=args.repeats, large=not args.quick,
+                            size=size, limit=limit, clock=args.clock)
+    if args.json:
+        print_json(figures)
+        return
+    rows = figures.pop("closed_forms")
+    emit(figures, False, "benchmark (medians)")
+    table = pd.DataFrame(rows).rename(columns={"configs": "vectorised over", "configs_per_s": "configs/s",
+                                               "scalar_us": "us per call", "first_call_us": "first call us"})
+    print()
+    with pd.option_context("display.max_rows", None, "display.width", 200, "display.max_colwidth", 80,
+                           "display.float_format", lambda v: f"{v:,.3g}" if not math.isnan(v) else "-"):
+        print(table.to_string(index=False))

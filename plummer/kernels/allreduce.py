@@ -39,6 +39,15 @@ receives and sends on one color); the broadcast uses ``4K`` and ``4K + 1``. The 
 root configures the most: ``[a_l >= 1] + [b_l >= 1]`` per level plus one per broadcast
 direction (``K + 1`` routes per side of the root).
 
+Closed form (:func:`line_timing`): a chain tree on a line takes ``stages beta + hops alpha
++ T`` cycles and ``mean_beta beta + mean_alpha alpha + T`` on average over its cores,
+with integer coefficients that depend on the tree only (:class:`LineTiming`). A tree is
+its first level composed with the tree of its group roots (:func:`compose`); the K-tree's
+upper levels are the default split, which depends on ``(K - 1, g)`` only. Over arrays of
+configurations the coefficients are looked up per line in tables that this closed form
+fills once (the pipeline by length, the K-tree by ``(K, g, length)``); one configuration
+is computed in Python floats and kept per line.
+
 Ring
 ----
 Reduce-scatter then all-gather on the INTERLEAVE ring (:mod:`plummer.kernels._ring`, edges
@@ -55,18 +64,28 @@ from __future__ import annotations
 
 import abc
 import math
-from dataclasses import dataclass
-from functools import cache
-from typing import Any, ClassVar
+from functools import cache, lru_cache
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
-from numpy.typing import ArrayLike
 
 from plummer.errors import SpecError
 from plummer.hardware import HardwareSpec
-from plummer.kernels._base import Cost, Kernel, KernelRun, int_array, int_params, require
+from plummer.kernels._base import (
+    Cost,
+    Kernel,
+    KernelRun,
+    as_float,
+    blockwise,
+    floor,
+    int_value,
+    int_values,
+    maximum,
+    minimum,
+    require,
+)
 from plummer.kernels._gemm import random_operands, scalar_params
-from plummer.kernels._ring import edge_color, ring_colors, ring_edge
+from plummer.kernels._ring import edge_color, ring_edge
 from plummer.mesh import Mesh, Segment, compute_cycles, serialization_cycles
 
 AXES = ("x", "y")
@@ -83,26 +102,41 @@ def check_axis(kernel: str, axis: Any) -> str:
     return axis
 
 
-def line_params(kernel: Kernel, spec: HardwareSpec, params: dict[str, Any]) -> tuple[dict[str, np.ndarray], str]:
+def line_params(kernel: Kernel, spec: HardwareSpec, params: dict[str, Any]) -> tuple[dict[str, Any], str]:
     """Validate a line kernel's parameters: ``axis`` (``"x"`` or ``"y"``), ``group_num``
     (>= 0, 0 = the default tree) and the other names of ``kernel.parameters`` (positive
     integers), after filling in ``kernel.defaults``; the mesh must fit the fabric and have
-    at least 2 cores along the axis. Returns the int arrays and the axis."""
+    at least 2 cores along the axis. Returns the values and the axis: int arrays, and
+    Python ints for Python ints (whose arithmetic costs a fifth of numpy scalars')."""
     params = {**kernel.defaults, **params}
     axis = check_axis(kernel.name, params.pop("axis", None))
     group = None
     if "group_num" in kernel.parameters:
-        group = int_array(kernel.name, "group_num", params.pop("group_num", None), minimum=0)
-    names = tuple(n for n in kernel.parameters if n not in ("axis", "group_num"))
-    values = int_params(kernel.name, params, names)
+        group = int_value(kernel.name, "group_num", params.pop("group_num", None), minimum=0)
+    values = int_values(kernel.name, params, _integer_names(kernel.parameters))
     if group is not None:
         values["group_num"] = group
     p, q = values["p"], values["q"]
     require(kernel.name, p <= spec.fabric_width, "p", p, f"exceeds the fabric width {spec.fabric_width}")
     require(kernel.name, q <= spec.fabric_height, "q", q, f"exceeds the fabric height {spec.fabric_height}")
     along = "p" if axis == "x" else "q"
-    require(kernel.name, values[along] >= 2, along, values[along], f"must be >= 2: the reduction runs along axis '{axis}'")
+    require(kernel.name, values[along] >= 2, along, values[along], _ALONG_TWO[axis])
     return values, axis
+
+
+#: What a line of one core breaks, per axis.
+_ALONG_TWO = {axis: f"must be >= 2: the reduction runs along axis '{axis}'" for axis in AXES}
+
+
+@cache
+def _integer_names(parameters: tuple[str, ...]) -> tuple[str, ...]:
+    """The positive-integer parameters of a line kernel (all but ``axis`` and ``group_num``)."""
+    return tuple(n for n in parameters if n not in ("axis", "group_num"))
+
+
+def configuration(values: dict[str, Any]) -> dict[str, int]:
+    """The one configuration an execution takes (from :func:`line_params`), as Python ints."""
+    return scalar_params({name: np.asarray(value) for name, value in values.items()})
 
 
 def along(values: dict[str, Any], axis: str) -> tuple[Any, Any]:
@@ -134,153 +168,377 @@ def _default_groups(levels: int, length: int) -> int:
     return length // size
 
 
-@cache
-def _group_table(kmax: int, lmax: int) -> np.ndarray:
-    """``table[levels, length]`` = :func:`_default_groups` (a lookup for vectorised use)."""
-    return np.array(
-        [[_default_groups(k, n) for n in range(lmax + 1)] for k in range(kmax + 1)], dtype=np.int64
-    )
+def pipeline_levels(length: int, middle: bool) -> list[tuple[int, int, int]]:
+    """The one level ``(s, a, d)`` of a chain over the whole line, root at the end (or in
+    the middle)."""
+    return [(length, length // 2 if middle else length - 1, 1)]
 
 
-@dataclass(frozen=True)
-class Levels:
-    """Chain-tree structure, vectorised: ``levels[l] = (s_l, a_l, d_l)`` int arrays."""
-
-    length: np.ndarray
-    levels: tuple[tuple[np.ndarray, np.ndarray, np.ndarray], ...]
-
-    def scalar(self) -> list[tuple[int, int, int]]:
-        """The levels of a single configuration as Python ints."""
-        return [(int(np.ravel(s)[0]), int(np.ravel(a)[0]), int(np.ravel(d)[0])) for s, a, d in self.levels]
-
-
-def pipeline_levels(length: np.ndarray, middle: bool) -> Levels:
-    """One chain over the whole line, root at the end (or in the middle)."""
-    root = length // 2 if middle else length - 1
-    return Levels(length, ((length, root, np.ones_like(length)),))
-
-
-def ktree_levels(length: np.ndarray, k: np.ndarray, group_num: np.ndarray) -> Levels:
-    """K-tree levels (module docstring); ``group_num = 0`` means the default."""
-    length, k, group_num = np.broadcast_arrays(length, k, group_num)
-    kmax = int(k.max()) if k.size else 1
-    lmax = max(1024, 1 << int(length.max() if length.size else 1).bit_length())
-    table = _group_table(kmax, lmax)
-    current = length.copy()
-    spacing = np.ones_like(length)
+def ktree_levels(length: int, k_tree: int, group_num: int) -> list[tuple[int, int, int]]:
+    """The ``k_tree`` levels ``(s_l, a_l, d_l)`` of the K-tree of one configuration (module
+    docstring): ``group_num`` groups at level 1 (0: the default), then the default split
+    of the group roots."""
     levels = []
-    for level in range(1, kmax + 1):
-        left = np.clip(k - level + 1, 0, kmax)  # levels still to build, this one included
-        default = table[left, current]
-        groups = np.where(left <= 1, 1, np.where((level == 1) & (group_num > 0), group_num, default))
+    groups = group_num or _default_groups(k_tree, length)
+    current, spacing = length, 1
+    for left in range(k_tree, 0, -1):  # levels still to build, this one included
         size = current // groups
         levels.append((size, size // 2, spacing))
-        spacing = spacing * size
-        current = groups
-    return Levels(length, tuple(levels))
+        current, spacing = groups, spacing * size
+        groups = _default_groups(left - 1, current)
+    return levels
 
 
 def check_ktree(kernel: str, length: np.ndarray, k: np.ndarray, group_num: np.ndarray) -> None:
     """``group_num`` must divide the line (and be 1 or 0 for K = 1)."""
     require(
-        kernel, (group_num == 0) | (length % np.maximum(group_num, 1) == 0), "group_num", group_num,
+        kernel, (group_num == 0) | (length % (group_num + (group_num == 0)) == 0), "group_num", group_num,
         "must divide the number of cores along the axis (or be 0 for the default)",
     )
     require(kernel, (k > 1) | (group_num <= 1), "group_num", group_num, "must be 0 or 1 when k_tree = 1")
 
 
 # --------------------------------------------------------------- closed form
-@dataclass(frozen=True)
-class ChainTiming:
-    """Chain-tree timing relative to the moment every core's operand is ready (cycles).
+class ChainTree(NamedTuple):
+    """The integers the timing of a chain tree needs (numbers, or float arrays).
 
-    ``makespan`` / ``mean``: last event over cores / mean over cores of each core's last
-    event; ``hops`` / ``stages``: pass-through hops and PE stages on the critical path;
-    ``root``: the root's position; ``routes``: most colors at any core.
+    ``stages = sum a_l``: PE stages on the root's critical path; ``root = sum a_l d_l``:
+    the root's position, which is also the hops of that path; the non-root cores' stages
+    end, in sum, ``wait_beta * beta + wait_alpha * alpha`` after the leaves inject;
+    ``routes = sum ([a_l >= 1] + [b_l >= 1])``: the root's colors; ``chained``: levels
+    with a chain (``s_l >= 2``); ``member``: the bound on a non-root core's colors
+    (:func:`line_timing`) is ``max(m + chained, r + member)`` for a core that holds ``r``
+    colors as a root and ``m`` as a member before the tree's first level.
     """
 
-    makespan: np.ndarray
-    mean: np.ndarray
-    hops: np.ndarray
-    stages: np.ndarray
-    root: np.ndarray
-    routes: np.ndarray
+    stages: Any
+    root: Any
+    wait_beta: Any
+    wait_alpha: Any
+    routes: Any
+    chained: Any
+    member: Any
 
 
-def chain_timing(spec: HardwareSpec, tree: Levels, elements: ArrayLike, broadcast: bool) -> ChainTiming:
-    """Closed form of a chain-tree reduce (and broadcast), from rules 4 and 5.
+#: The tree of one core: no level, nothing to wait for.
+ONE_CORE = ChainTree(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+
+
+def compose(size: Any, root: Any, groups: Any, upper: ChainTree) -> ChainTree:
+    """A first level of ``groups`` chains of ``size`` cores with the root at index
+    ``root`` (``b = size - 1 - root`` cores beyond it), under the tree ``upper`` of the
+    ``groups`` roots (spaced ``size`` cores apart, so its hops scale by ``size``).
+
+    The first level's members end ``0 .. a - 1`` and ``0 .. b - 1`` stages of ``beta +
+    alpha`` from their chain's ends (``tri(a) + tri(b)`` per group, ``tri(x) = x (x -
+    1) / 2``); its roots send at ``a (beta + alpha)``, which every one of ``upper``'s
+    ``groups - 1`` members waits for on top of its own time. The colors follow the
+    recurrence of :func:`line_timing`, level by level (a max-plus product).
+    """
+    beyond = size - 1.0 - root
+    local = groups * (root * (root - 1.0) + beyond * (beyond - 1.0)) * 0.5 + (groups - 1.0) * root
+    ends = minimum(root, 1.0) + minimum(beyond, 1.0)  # [a >= 1] + [b >= 1] (integers >= 0)
+    return ChainTree(  # positional: a fifth faster than keywords for one configuration
+        root + upper.stages,  # stages
+        root + size * upper.root,  # root
+        local + upper.wait_beta,  # wait_beta
+        local + size * upper.wait_alpha,  # wait_alpha
+        ends + upper.routes,  # routes
+        (size >= 2.0) + upper.chained,  # chained
+        maximum(2.0 * (maximum(root, beyond) >= 2.0) + upper.chained, ends + upper.member),  # member
+    )
+
+
+class LinkWait(NamedTuple):
+    """The link wait of a two-level K-tree (:func:`two_level_wait`), independent of the
+    spec: ``makespan``, ``mean_left`` and ``mean_right`` weigh the waits ``D_L`` and
+    ``D_R`` of the level-2 edges of ``hops`` hops; the right chains lead by ``lead``
+    stages of ``beta + alpha``. ``mean_right`` and ``lead`` are None where ``D_R`` does
+    not reach the mean (with the broadcast every core waits as the root does)."""
+
+    hops: Any
+    makespan: Any
+    mean_left: Any
+    mean_right: Any
+    lead: Any
+
+
+class LineTiming(NamedTuple):
+    """A chain-tree reduce (or allreduce) on a line, independent of the spec: from the
+    moment every core's operand is ready it takes ``stages beta + hops alpha + T``
+    cycles (the last event over the line's cores) and ``mean_beta beta + mean_alpha alpha
+    + T`` on average over them (``T``: the vector's serialization), plus the ``wait`` of
+    a two-level tree's edges behind other messages (None: no wait). ``stages`` and
+    ``hops``: PE stages and pass-through hops on the critical path; ``routes``: most
+    colors at any core. Numbers or float arrays.
+    """
+
+    stages: Any
+    hops: Any
+    mean_beta: Any
+    mean_alpha: Any
+    routes: Any
+    wait: LinkWait | None = None
+
+
+#: Fields of :class:`LineTiming` before its ``wait``.
+_LINE_FIELDS = len(LineTiming._fields) - 1
+
+
+def line_timing(length: Any, tree: ChainTree, broadcast: bool) -> LineTiming:
+    """Closed form of a chain-tree reduce (and broadcast) on lines of ``length`` cores,
+    from rules 4 and 5.
 
     An uncontended edge of ``d`` hops adds ``d alpha`` to the head and the receiving
     stage ``beta`` before the sum's head leaves, so along a level-``l`` chain each
     super-core's head leaves ``beta + d_l alpha`` after its predecessor's; every group of
     a level is identical, so all level-``l`` roots send their head at
     ``F_l = F_{l-1} + a_l (beta + d_l alpha)`` (``F_0 = 0``: leaves inject at once; the
-    side with ``a_l >= b_l`` members is the later one). A core's last event is its
-    stage's end, ``head + T`` (a leaf: its tail leaving), so without broadcast the
-    makespan is ``F_K + T`` and the mean sums ``F_{l-1} + k (beta + d_l alpha)`` over the
-    members at distance ``k`` from their chain's end. With the broadcast every core ends
-    when the multicast reaches it: ``F_K + T + |y - root| alpha``.
+    side with ``a_l >= b_l`` members is the later one): ``F_K = stages beta + root alpha``.
+    A core's last event is its stage's end, ``head + T`` (a leaf: its tail leaving), so
+    without broadcast the makespan is ``F_K + T`` and the mean sums ``F_{l-1} + k (beta +
+    d_l alpha)`` over the members at distance ``k`` from their chain's end
+    (:func:`compose`), plus ``F_K`` for the root. With the broadcast every core ends when
+    the multicast reaches it, ``F_K + T + |y - root| alpha``: the makespan adds
+    ``max(root, length - 1 - root)`` hops, the mean ``mean_y |y - root|``.
 
     Colors: the global root holds ``[a_l >= 1] + [b_l >= 1]`` per level (plus one per
     broadcast direction). A core that is a root below level ``m`` and a chain member at
     ``m`` holds at most the root's colors below ``m``, 2 at ``m`` (1 at a chain's end),
     at most one pass-through color per level above (and one broadcast color); that
-    bound only exceeds the root's count for a chain with its root at the end (the
-    pipeline), where it is attained, so the maximum of the two is exact.
+    bound, ``max(chained, member)`` of :class:`ChainTree`, only exceeds the root's count
+    for a chain with its root at the end (the pipeline), where it is attained, so the
+    maximum of the two is exact.
     """
-    alpha, beta = spec.alpha, spec.beta
-    length = tree.length
-    t = serialization_cycles(spec, elements)
-    head = np.zeros(length.shape)
-    total = np.zeros(length.shape)
-    stages = np.zeros(length.shape, dtype=np.int64)
-    root = np.zeros(length.shape, dtype=np.int64)
-    routes = np.zeros(length.shape, dtype=np.int64)
-    member = np.zeros(length.shape, dtype=np.int64)  # most colors of a non-root core
-    for size, a, spacing in tree.levels:
-        b = size - 1 - a
-        step = beta + spacing * alpha
-        groups = length // (size * spacing)
-        total = total + groups * ((size - 1) * head + step * (a * (a - 1) // 2 + b * (b - 1) // 2))
-        head = head + a * step
-        stages = stages + a
-        root = root + a * spacing
-        member = np.maximum(member + (size >= 2), routes + 2 * (np.maximum(a, b) >= 2))
-        routes = routes + (a >= 1) + (b >= 1)
-    total = total + head
+    root = tree.root
+    member = maximum(tree.chained, tree.member)
     if broadcast:
-        far = np.maximum(root, length - 1 - root)
-        spread = (root * (root + 1) // 2 + (length - 1 - root) * (length - root) // 2) / length
-        return ChainTiming(
-            makespan=head + t + alpha * far,
-            mean=head + t + alpha * spread,
-            hops=root + far,
-            stages=stages,
-            root=root,
-            routes=np.maximum(routes + (root > 0) + (root < length - 1), member + 1),
+        beyond = length - 1.0 - root
+        spread = (root * (root + 1.0) + beyond * (beyond + 1.0)) * 0.5 / length  # mean |y - root|
+        return LineTiming(  # stages, hops, mean_beta, mean_alpha, routes
+            tree.stages,
+            root + maximum(root, beyond),
+            tree.stages,
+            root + spread,
+            maximum(tree.routes + (root > 0.0) + (beyond > 0.0), member + 1.0),
         )
-    return ChainTiming(head + t, total / length + t, root, stages, root, np.maximum(routes, member))
-
-
-def chain_cost(spec: HardwareSpec, timing: ChainTiming, start: ArrayLike, memory: ArrayLike) -> Cost:
-    """Cost of ``start`` cycles of PE work on every core (all at once), then the chain-tree
-    reduce timed by ``timing``; ``memory`` in bytes per core."""
-    fixed = spec.launch_overhead_cycles + start
-    return Cost.make(
-        spec,
-        cycles=fixed + timing.makespan,
-        compute_cycles=start + spec.beta * timing.stages,
-        hops=timing.hops,
-        routing_stages=timing.stages,
-        memory_per_core_bytes=memory,
-        routes_per_core=timing.routes,
-        mean_core_cycles=fixed + timing.mean,
+    inverse = 1.0 / length
+    return LineTiming(
+        tree.stages,
+        root,
+        (tree.wait_beta + tree.stages) * inverse,
+        (tree.wait_alpha + root) * inverse,
+        maximum(tree.routes, member),
     )
 
 
-def tasks(tree_depth: ArrayLike, broadcast: bool) -> np.ndarray:
+def pipeline_line(cores: Any, middle: bool, broadcast: bool) -> LineTiming:
+    """One chain over lines of ``cores`` cores (an int or int array), root at the end or
+    in the middle: :func:`_pipeline`, looked up by line in a table of it."""
+    if type(cores) is int:
+        return _pipeline_one(float(cores), middle, broadcast)
+    cores = np.asarray(cores)
+    table = _pipeline_table(_table_length(cores), middle, broadcast)
+    return LineTiming(*(column.take(cores) for column in table[:_LINE_FIELDS]))  # one level: no wait
+
+
+def _pipeline(length: Any, middle: bool, broadcast: bool) -> LineTiming:
+    """The pipeline's closed form (numbers or float arrays)."""
+    tree = compose(length, floor(length * 0.5) if middle else length - 1.0, 1.0, ONE_CORE)
+    return line_timing(length, tree, broadcast)
+
+
+#: :func:`_pipeline` of one configuration, kept: it depends on the line only, and a
+#: layout evaluates the same lines again and again.
+_pipeline_one = lru_cache(maxsize=1 << 12)(_pipeline)
+
+
+@cache
+def _pipeline_table(lmax: int, middle: bool, broadcast: bool) -> LineTiming:
+    """:func:`_pipeline` of every line of up to ``lmax`` cores, at index ``length``."""
+    return _pipeline(np.maximum(np.arange(lmax + 1, dtype=float), 1.0), middle, broadcast)
+
+
+def _table_length(cores: np.ndarray) -> int:
+    """The longest line a table holds for lines of ``cores``: a power of two >= 1024 (so
+    every fabric of today needs one or two tables)."""
+    return max(1024, 1 << int(cores.max() if cores.size else 1).bit_length())
+
+
+@cache
+def _default_tree(levels: int, length: int) -> ChainTree:
+    """The default split of ``length`` cores with ``levels`` levels, as Python floats."""
+    tree = ONE_CORE
+    for size, a, spacing in reversed(ktree_levels(length, levels, 0)):
+        tree = compose(float(size), float(a), float(length // (size * spacing)), tree)
+    return tree
+
+
+@cache
+def _tree_table(kmax: int, lmax: int) -> tuple[np.ndarray, ChainTree]:
+    """Lookup tables at index ``levels * (lmax + 1) + length`` for ``levels <= kmax`` and
+    ``length <= lmax``: the default groups at level 1 (int64) and the :class:`ChainTree`
+    of the default split (float arrays), built level by level as :func:`ktree_levels`
+    splits: ``tree(K, n) = compose(n / G, G, tree(K - 1, G))``, ``G`` the default groups."""
+    lengths = np.arange(lmax + 1)
+    groups = np.array([[_default_groups(levels, n) for n in lengths] for levels in range(kmax + 1)])
+    rows = [ChainTree(*np.zeros((len(ChainTree._fields), lmax + 1)))]  # no level: one core
+    for level_groups in groups[1:]:
+        size = np.maximum(lengths // level_groups, 1).astype(float)  # length 0: unused
+        upper = ChainTree(*(column.take(level_groups) for column in rows[-1]))
+        rows.append(compose(size, np.floor(size * 0.5), level_groups.astype(float), upper))
+    return groups.reshape(-1), ChainTree(*(np.concatenate(column) for column in zip(*rows)))
+
+
+def two_level_wait(k_tree: Any, length: Any, size: Any, groups: Any, broadcast: bool) -> LinkWait:
+    """The waits of a K = 2 tree (``groups`` groups of ``size`` cores) behind level-1
+    messages, from rule 4 (zero weights where ``k_tree != 2``; numbers or float arrays).
+
+    A level-2 edge from a group root (its head leaves at ``F_1 = a (beta + alpha)``)
+    crosses the next group's chain from its near end to its root, in the direction that
+    chain sends: that chain's member ``i`` (``0 .. a - 1`` from the end) holds its
+    outgoing link ``[i (beta + alpha), i (beta + alpha) + T)``, which the head asks for at
+    ``F_1 + (size - a + i) alpha``. Each link frees ``beta + alpha`` after the one before
+    while the head gains only ``alpha``, so the last one binds: the head reaches the root
+    at ``max(F_1 + size alpha, (a - 1)(beta + alpha) + T + alpha)``, ``D_L = max(0, T -
+    beta - size alpha)`` late. A head that left later meets no traffic (the level-1 tails
+    have passed), so only a chain's first edge waits, and everything after it moves by
+    ``D_L``: the root's stage (it waits for the longer, left side), hence the makespan
+    and, with the broadcast, every core's end. Westward edges cross a right chain of
+    ``b`` members, ``(a - b)`` stages ahead: ``D_R = max(0, D_L - (a - b)(beta + alpha))``
+    (none if ``b = 0``). Without the broadcast the line's mean moves by the ``A`` cores
+    (``A = groups // 2``: the level-2 root and the members of its left chain behind the
+    first edge) that wait ``D_L`` and the ``B - 1`` (``B = groups - 1 - A``) right
+    members that wait ``D_R``, over ``length``.
+    """
+    root = floor(size * 0.5)
+    beyond = size - 1.0 - root
+    late = (k_tree == 2) * minimum(root, 1.0) * minimum(groups - 1.0, 1.0)  # level 1 sends, level 2 exists
+    if broadcast:
+        return LinkWait(size, late, late, None, None)
+    left = floor(groups * 0.5)
+    right = maximum(groups - 2.0 - left, 0.0) * minimum(beyond, 1.0)
+    return LinkWait(size, late, late * left / length, late * right / length, root - beyond)
+
+
+def link_wait(spec: HardwareSpec, wait: LinkWait | None, t: Any) -> tuple[Any, Any]:
+    """(makespan, mean) cycles of ``wait`` for messages of ``t`` cycles' serialization."""
+    if wait is None:
+        return 0.0, 0.0
+    excess = t - spec.beta - spec.alpha * wait.hops
+    left = maximum(excess, 0.0)
+    mean = wait.mean_left * left
+    if wait.lead is not None:
+        mean = mean + wait.mean_right * maximum(excess - (spec.beta + spec.alpha) * wait.lead, 0.0)
+    return wait.makespan * left, mean
+
+
+class _KTreeTable(NamedTuple):
+    """:func:`_ktree` of every line of ``g s <= lmax`` cores in ``g`` groups of ``s`` for
+    ``K <= kmax``, at index ``(K - 1) pairs + offsets[g] + s``: the fields of
+    :class:`LineTiming` and the weights of its :class:`LinkWait` (``makespan``,
+    ``mean_left``, ``mean_right``); the default ``g`` at index ``K (lmax + 1) + length``."""
+
+    default_groups: np.ndarray
+    offsets: np.ndarray
+    pairs: int
+    lines: LineTiming
+    weights: tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+@cache
+def _ktree_table(kmax: int, lmax: int, broadcast: bool) -> _KTreeTable:
+    default_groups, _ = _tree_table(kmax, lmax)
+    sizes = lmax // np.arange(1, lmax + 1)  # s = 1 .. lmax // g for g = 1 .. lmax
+    starts = np.concatenate(([0], np.cumsum(sizes)))
+    pairs = int(starts[-1])
+    groups = np.repeat(np.arange(1, lmax + 1), sizes)
+    size = np.arange(pairs) - np.repeat(starts[:-1], sizes) + 1
+    k_tree = np.repeat(np.arange(1, kmax + 1), pairs)
+    groups, size = np.tile(groups, kmax), np.tile(size, kmax)
+    line = _ktree(kmax, lmax, (groups * size).astype(float), k_tree, groups, broadcast)
+    wait = line.wait
+    weights = np.broadcast_arrays(wait.makespan, wait.mean_left, 0.0 if broadcast else wait.mean_right)
+    return _KTreeTable(default_groups, np.concatenate(([0], starts[:-1] - 1)), pairs,
+                       line._replace(wait=None), tuple(weights))
+
+
+def _ktree(kmax: int, lmax: int, length: np.ndarray, k_tree: np.ndarray, groups: np.ndarray,
+           broadcast: bool) -> LineTiming:
+    """The K-tree's closed form on lines of ``length`` cores (float arrays) in ``groups``
+    groups at level 1 (int arrays; ``k_tree <= kmax``, ``length <= lmax``)."""
+    _, trees = _tree_table(kmax, lmax)
+    upper = ChainTree(*(column.take((k_tree - 1) * (lmax + 1) + groups) for column in trees))
+    groups = groups.astype(float)
+    size = length / groups  # exact: the groups divide the line
+    line = line_timing(length, compose(size, floor(size * 0.5), groups, upper), broadcast)
+    return line._replace(wait=two_level_wait(k_tree, length, size, groups, broadcast))
+
+
+def ktree_line(cores: Any, k_tree: Any, group_num: Any, broadcast: bool) -> LineTiming:
+    """The K-tree on lines of ``cores`` cores (an int or int array): level 1 of
+    ``g`` groups (``group_num``, or the default for 0) composed with the default split of
+    the ``g`` roots into ``k_tree - 1`` levels (which depends on ``k_tree`` and ``g``
+    only), and the two-level tree's link wait. ``k_tree`` and ``group_num``: ints or int
+    arrays. Arrays look the line up in a table of :func:`_ktree` over every ``(K, g,
+    length)``."""
+    if type(cores) is int and type(k_tree) is int and type(group_num) is int:
+        return _ktree_one(cores, k_tree, group_num, broadcast)
+    cores = np.asarray(cores)
+    k_tree, group_num = np.asarray(k_tree), np.asarray(group_num)
+    kmax = 4 * -(-int(k_tree.max() if k_tree.size else 1) // 4)  # a multiple of 4: few tables
+    lmax = _table_length(cores)
+    table = _ktree_table(kmax, lmax, broadcast)
+    groups = np.where(group_num > 0, group_num, table.default_groups.take(k_tree * (lmax + 1) + cores))
+    size = cores // groups
+    index = (k_tree - 1) * table.pairs + table.offsets.take(groups) + size
+    size = size.astype(float)
+    if broadcast:  # line_timing and two_level_wait repeat fields: each taken once
+        stages, late = table.lines.stages.take(index), table.weights[0].take(index)
+        return LineTiming(
+            stages, table.lines.hops.take(index), stages, table.lines.mean_alpha.take(index),
+            table.lines.routes.take(index), LinkWait(size, late, late, None, None),
+        )
+    lead = 2.0 * floor(size * 0.5) + 1.0 - size  # a - b
+    line = LineTiming(*(column.take(index) for column in table.lines[:_LINE_FIELDS]))
+    return line._replace(wait=LinkWait(size, *(column.take(index) for column in table.weights), lead))
+
+
+@lru_cache(maxsize=1 << 16)
+def _ktree_one(length: int, k_tree: int, group_num: int, broadcast: bool) -> LineTiming:
+    """:func:`ktree_line` of one configuration, in Python floats (kept, as
+    :data:`_pipeline_one`)."""
+    groups = group_num or _default_groups(k_tree, length)
+    size = length // groups
+    tree = compose(float(size), float(size // 2), float(groups), _default_tree(k_tree - 1, groups))
+    line = line_timing(float(length), tree, broadcast)
+    if k_tree != 2:
+        return line
+    return line._replace(wait=two_level_wait(2, float(length), float(size), float(groups), broadcast))
+
+
+def chain_cost(spec: HardwareSpec, line: LineTiming, elements: Any, start: Any, memory: Any) -> Cost:
+    """Cost of ``start`` cycles of PE work on every core (all at once), then the chain-tree
+    reduce of ``elements`` timed by ``line``; ``memory`` in bytes per core."""
+    beta = spec.beta
+    t = serialization_cycles(spec, elements)
+    fixed = spec.launch_overhead_cycles + start + t
+    wait, mean_wait = link_wait(spec, line.wait, t)
+    return Cost.make(
+        spec,
+        cycles=fixed + beta * line.stages + spec.alpha * line.hops + wait,
+        compute_cycles=start + beta * line.stages,
+        hops=line.hops,
+        routing_stages=line.stages,
+        memory_per_core_bytes=memory,
+        routes_per_core=line.routes,
+        mean_core_cycles=fixed + beta * line.mean_beta + spec.alpha * line.mean_alpha + mean_wait,
+    )
+
+
+def tasks(tree_depth: Any, broadcast: bool) -> Any:
     """Message tasks a chain-tree kernel activates: one per level, one for the broadcast."""
-    return np.asarray(tree_depth) + (1 if broadcast else 0)
+    return tree_depth + (1.0 if broadcast else 0.0)
 
 
 # ----------------------------------------------------------------- program
@@ -353,36 +611,50 @@ class _ChainAllreduce(Kernel):
     parameters: ClassVar[tuple[str, ...]] = ("p", "q", "n", "axis")
     defaults: ClassVar[dict[str, Any]] = {"axis": "x"}
 
+    def _values(self, spec: HardwareSpec, params: dict[str, Any]) -> tuple[dict[str, np.ndarray], str]:
+        """Validated parameters (int arrays) and the axis."""
+        return line_params(self, spec, params)
+
     @abc.abstractmethod
-    def _values(self, spec: HardwareSpec, params: dict[str, Any]) -> tuple[dict[str, np.ndarray], str, Levels]:
-        """Validated parameters, the axis and the chain tree of every configuration."""
+    def _line(self, cores: Any, v: dict[str, Any]) -> LineTiming:
+        """The closed form's timing of lines of ``cores`` cores (an int or int array)."""
+
+    @abc.abstractmethod
+    def _levels(self, length: int, s: dict[str, int]) -> list[tuple[int, int, int]]:
+        """The program's levels ``(s_l, a_l, d_l)`` for one configuration ``s``."""
+
+    def _depth(self, v: dict[str, Any]) -> Any:
+        """Levels of the tree (message tasks each core activates before the broadcast's)."""
+        return 1.0
 
     def check(self, spec: HardwareSpec, **params: Any) -> None:
         self._values(spec, params)
 
+    @blockwise
     def cost(self, spec: HardwareSpec, **params: Any) -> Cost:
         """Closed form: ``launch + tasks * message_overhead`` (all cores at once, then
-        :func:`chain_timing`). Exact where no link carries two messages at once."""
-        v, axis, tree = self._values(spec, params)
-        depth = len(tree.levels) if "k_tree" not in v else v["k_tree"]
-        start = tasks(depth, self.broadcast) * spec.message_overhead_cycles
-        timing = chain_timing(spec, tree, v["n"], self.broadcast)
-        return chain_cost(spec, timing, start, 2 * v["n"] * spec.dtype_bytes)
+        :func:`line_timing`, and :func:`two_level_wait` for K = 2). Exact for the
+        pipelines and K-trees of K <= 2; for K >= 3 a lower bound (:class:`KTreeAllreduce`)."""
+        v, axis = self._values(spec, params)
+        n = as_float(v["n"])
+        start = tasks(self._depth(v), self.broadcast) * spec.message_overhead_cycles
+        line = self._line(along(v, axis)[0], v)
+        return chain_cost(spec, line, n, start, (2.0 * spec.dtype_bytes) * n)
 
     def execute(self, spec: HardwareSpec, seed: int = 0, trace: bool = False, **params: Any) -> KernelRun:
-        v, axis, tree = self._values(spec, params)
-        s = scalar_params(v)
-        depth = len(tree.levels) if "k_tree" not in s else s["k_tree"]
+        v, axis = self._values(spec, params)
+        s = configuration(v)
         length, lines = along(s, axis)
+        levels = self._levels(length, s)
         mesh = Mesh(spec, s["p"], s["q"], trace=trace)
         data = load_vectors(mesh, seed, s["n"], "v")
-        activate(mesh, "v", float(tasks(depth, self.broadcast)) * spec.message_overhead_cycles)
-        record_tree(mesh, axis, length, lines, tree.scalar(), "v", "sum", 0, self.broadcast)
+        activate(mesh, "v", tasks(len(levels), self.broadcast) * spec.message_overhead_cycles)
+        record_tree(mesh, axis, length, lines, levels, "v", "sum", 0, self.broadcast)
         result = mesh.run()
         sums = data.sum(axis=1 if axis == "x" else 0, keepdims=True)
         if self.broadcast:
             return KernelRun(gather(result, mesh, "sum"), np.broadcast_to(sums, data.shape), result)
-        _, root = tree_edges(length, tree.scalar())
+        _, root = tree_edges(length, levels)
         cores = [(root, line) if axis == "x" else (line, root) for line in range(lines)]
         output = np.array([result.tile(core, "sum") for core in cores])
         return KernelRun(output, sums.reshape(lines, s["n"]), result)
@@ -401,44 +673,68 @@ class PipelineAllreduce(_ChainAllreduce):
     """Chain to a root at the end of the line, then multicast back."""
 
     name = "pipeline"
+    middle: ClassVar[bool] = False
 
-    def _values(self, spec: HardwareSpec, params: dict[str, Any]) -> tuple[dict[str, np.ndarray], str, Levels]:
-        v, axis = line_params(self, spec, params)
-        return v, axis, pipeline_levels(along(v, axis)[0], middle=False)
+    def _line(self, cores: Any, v: dict[str, Any]) -> LineTiming:
+        return pipeline_line(cores, self.middle, self.broadcast)
+
+    def _levels(self, length: int, s: dict[str, int]) -> list[tuple[int, int, int]]:
+        return pipeline_levels(length, self.middle)
 
 
-class PipelineMidAllreduce(_ChainAllreduce):
+class PipelineMidAllreduce(PipelineAllreduce):
     """Chains from both ends to a root in the middle, then multicast both ways."""
 
     name = "pipeline-mid"
-
-    def _values(self, spec: HardwareSpec, params: dict[str, Any]) -> tuple[dict[str, np.ndarray], str, Levels]:
-        v, axis = line_params(self, spec, params)
-        return v, axis, pipeline_levels(along(v, axis)[0], middle=True)
+    middle = True
 
 
 class KTreeAllreduce(_ChainAllreduce):
-    """The K-tree of MeshGEMV (``k_tree`` levels, ``group_num`` groups at level 1)."""
+    """The K-tree of MeshGEMV (``k_tree`` levels, ``group_num`` groups at level 1).
+
+    Exact for K <= 2. For K >= 3 the edges of levels above 2 can also wait behind the
+    messages of the levels below, which the closed form leaves out: it is a lower bound.
+    Over the K >= 3 part of :meth:`sweep` (lines of 2 to 64 cores, K = 3 and 4, the
+    default groups, on the WSE-3 preset and a fitted spec) the executor takes at most
+    0.47% longer (makespan) and 0.48% (mean over cores) for n <= 16, and 24% and 25% for
+    n = 64; without the broadcast (``reduce-ktree``) 0.57% and 0.16%, and 28% and 7.0%.
+    """
 
     name = "ktree"
     parameters = ("p", "q", "n", "k_tree", "group_num", "axis")
     defaults = {"axis": "x", "k_tree": 2, "group_num": 0}
 
-    def _values(self, spec: HardwareSpec, params: dict[str, Any]) -> tuple[dict[str, np.ndarray], str, Levels]:
+    def _values(self, spec: HardwareSpec, params: dict[str, Any]) -> tuple[dict[str, np.ndarray], str]:
         v, axis = line_params(self, spec, params)
-        length = along(v, axis)[0]
-        check_ktree(self.name, length, v["k_tree"], v["group_num"])
-        return v, axis, ktree_levels(length, v["k_tree"], v["group_num"])
+        check_ktree(self.name, along(v, axis)[0], v["k_tree"], v["group_num"])
+        return v, axis
+
+    def _line(self, cores: Any, v: dict[str, Any]) -> LineTiming:
+        return ktree_line(cores, v["k_tree"], v["group_num"], self.broadcast)
+
+    def _levels(self, length: int, s: dict[str, int]) -> list[tuple[int, int, int]]:
+        return ktree_levels(length, s["k_tree"], s["group_num"])
+
+    def _depth(self, v: dict[str, Any]) -> Any:
+        return as_float(v["k_tree"])
 
     def sweep(self) -> list[dict[str, Any]]:
-        """K = 2 with every group count that divides lines of 2 to 64 cores; K = 1 and 3."""
+        """Lines of 2 to 64 cores: K = 2 with every group count that divides, n = 4 and 64
+        (long enough for level-2 edges to wait); K = 1; K = 3 and 4, n = 1, 16 and 64."""
         configs = []
-        for length in (2, 3, 4, 6, 9, 12, 16, 15, 25, 30, 48, 63, 64):
+        for length in _SWEEP_LINES:
             for g in [d for d in range(1, length + 1) if length % d == 0]:
-                configs.append({"p": 2, "q": length, "n": 4, "k_tree": 2, "group_num": g, "axis": "y"})
+                for n in (4, 64):
+                    configs.append({"p": 2, "q": length, "n": n, "k_tree": 2, "group_num": g, "axis": "y"})
             configs.append({"p": length, "q": 2, "n": 1, "k_tree": 1, "group_num": 0, "axis": "x"})
-            configs.append({"p": length, "q": 2, "n": 16, "k_tree": 3, "group_num": 0, "axis": "x"})
+            for k in (3, 4):
+                for n in (1, 16, 64):
+                    configs.append({"p": length, "q": 2, "n": n, "k_tree": k, "group_num": 0, "axis": "x"})
         return configs
+
+
+#: The lines (cores) of the K-tree sweeps.
+_SWEEP_LINES = (2, 3, 4, 6, 9, 12, 15, 16, 25, 30, 48, 63, 64)
 
 
 class ReducePipeline(PipelineAllreduce):
@@ -484,6 +780,7 @@ class KTree2DAllreduce(Kernel):
     def check(self, spec: HardwareSpec, **params: Any) -> None:
         self._values(spec, params)
 
+    @blockwise
     def cost(self, spec: HardwareSpec, **params: Any) -> Cost:
         """Two K-tree allreduces in sequence. The second phase of every line along the
         other axis starts when its cores hold the first phase's sum; cores of one such
@@ -492,32 +789,37 @@ class KTree2DAllreduce(Kernel):
         ``F_K + T``): makespans add, and means add (exact)."""
         v, axis = self._values(spec, params)
         first, second = along(v, axis)
-        start = tasks(v["k_tree"], True) * spec.message_overhead_cycles
-        one = chain_timing(spec, ktree_levels(first, v["k_tree"], v["group_num"]), v["n"], True)
-        two = chain_timing(spec, ktree_levels(second, v["k_tree"], v["group_num"]), v["n"], True)
-        fixed = spec.launch_overhead_cycles + 2 * start
+        k, groups, n = v["k_tree"], v["group_num"], as_float(v["n"])
+        one, two = ktree_line(first, k, groups, True), ktree_line(second, k, groups, True)
+        start = tasks(as_float(k), True) * spec.message_overhead_cycles
+        t = serialization_cycles(spec, n)
+        fixed = spec.launch_overhead_cycles + 2.0 * (start + t)
+        (wait_one, _), (wait_two, _) = link_wait(spec, one.wait, t), link_wait(spec, two.wait, t)
+        fixed = fixed + wait_one + wait_two  # with the broadcast, the mean waits as the makespan
+        stages = one.stages + two.stages
         return Cost.make(
             spec,
-            cycles=fixed + one.makespan + two.makespan,
-            compute_cycles=2 * start + spec.beta * (one.stages + two.stages),
+            cycles=fixed + spec.beta * stages + spec.alpha * (one.hops + two.hops),
+            compute_cycles=2.0 * start + spec.beta * stages,
             hops=one.hops + two.hops,
-            routing_stages=one.stages + two.stages,
-            memory_per_core_bytes=3 * v["n"] * spec.dtype_bytes,
+            routing_stages=stages,
+            memory_per_core_bytes=(3.0 * spec.dtype_bytes) * n,
             routes_per_core=one.routes + two.routes,
-            mean_core_cycles=fixed + one.mean + two.mean,
+            mean_core_cycles=fixed + spec.beta * (one.mean_beta + two.mean_beta)
+            + spec.alpha * (one.mean_alpha + two.mean_alpha),
         )
 
     def execute(self, spec: HardwareSpec, seed: int = 0, trace: bool = False, **params: Any) -> KernelRun:
         v, axis = self._values(spec, params)
-        s = scalar_params(v)
+        s = configuration(v)
         other = "y" if axis == "x" else "x"
         mesh = Mesh(spec, s["p"], s["q"], trace=trace)
         data = load_vectors(mesh, seed, s["n"], "v")
-        overhead = float(tasks(s["k_tree"], True)) * spec.message_overhead_cycles
+        overhead = (s["k_tree"] + 1) * spec.message_overhead_cycles
         base = 0
         for ax, src, dst in ((axis, "v", "s1"), (other, "s1", "s2")):
             length, lines = along(s, ax)
-            levels = ktree_levels(np.array(length), np.array(s["k_tree"]), np.array(s["group_num"])).scalar()
+            levels = ktree_levels(length, s["k_tree"], s["group_num"])
             activate(mesh, src, overhead)
             record_tree(mesh, ax, length, lines, levels, src, dst, base, True)
             base += 4 * len(levels) + 2
@@ -526,12 +828,13 @@ class KTree2DAllreduce(Kernel):
         return KernelRun(gather(result, mesh, "s2"), total, result)
 
     def sweep(self) -> list[dict[str, Any]]:
-        """Square and oblong meshes up to 16 x 16, K = 1 and 2."""
+        """Square and oblong meshes up to 16 x 16, K = 1 and 2, n = 1 to 64 (level-2
+        edges wait behind level-1 messages at n = 64)."""
         return [
             {"p": p, "q": q, "n": n, "k_tree": k, "group_num": 0, "axis": axis}
             for p, q in ((2, 2), (3, 5), (4, 4), (8, 6), (16, 16))
             for k in (1, 2)
-            for n, axis in ((1, "x"), (8, "y"))
+            for n, axis in ((1, "x"), (8, "y"), (64, "x"))
         ]
 
 
@@ -553,6 +856,7 @@ class RingAllreduce(Kernel):
     def check(self, spec: HardwareSpec, **params: Any) -> None:
         self._values(spec, params)
 
+    @blockwise
     def cost(self, spec: HardwareSpec, **params: Any) -> Cost:
         """Closed form from rules 4-6 (exact: each physical link carries one ring edge per
         direction, and a step is longer than a chunk's ``T``).
@@ -563,33 +867,39 @@ class RingAllreduce(Kernel):
         ends at ring position ``k`` after the ``2L - 2`` edges ending at ``k``: the whole
         ring (``2L - 2`` hops) and all but the two edges leaving ``k`` and ``k + 1``. Its
         largest value is ``2`` (L = 2), ``6`` (L = 3), ``4L - 7`` (L >= 4: the two
-        one-hop edges are never consecutive); its mean ``(2L - 2)^2 / L``.
+        one-hop edges are never consecutive), so ``4L - 7 + [L <= 3]``; its mean
+        ``(2L - 2)^2 / L``.
+
+        Colors: a core sends on one color and receives on another; on a line of ``L >= 3``
+        one edge of the other direction (the ring's two directions interleave) passes
+        through it, a third: ``min(L, 3)`` per core at most (2 for ``L = 2``).
         """
         v, axis = self._values(spec, params)
-        length = along(v, axis)[0]
-        chunk = v["n"] // length
+        length = as_float(along(v, axis)[0])
+        n = as_float(v["n"])
+        chunk = n / length  # exact: the line divides n
         t = serialization_cycles(spec, chunk)
         mo = spec.message_overhead_cycles
-        add = compute_cycles(spec, chunk, 0, 1)
-        steps = length - 1
-        body = steps * (2 * mo + t + add) + steps * (2 * mo + t)
-        far = np.where(length == 2, 2, np.where(length == 3, 6, 4 * length - 7))
-        mean_hops = (2 * length - 2) ** 2 / length
+        add = compute_cycles(spec, chunk, 0.0, 1.0)
+        steps = length - 1.0
+        body = steps * (4.0 * mo + 2.0 * t + add)
+        far = 4.0 * length - 7.0 + (length <= 3.0)
+        mean_hops = (2.0 * length - 2.0) ** 2 / length
         fixed = spec.launch_overhead_cycles + body
         return Cost.make(
             spec,
             cycles=fixed + spec.alpha * far,
-            compute_cycles=steps * (4 * mo + add) + steps * 2 * mo,
+            compute_cycles=steps * (6.0 * mo + add),
             hops=far,
-            routing_stages=2 * steps,
-            memory_per_core_bytes=(v["n"] + np.minimum(2, steps) * chunk) * spec.dtype_bytes,
-            routes_per_core=_ring_routes(length),
+            routing_stages=2.0 * steps,
+            memory_per_core_bytes=(n + minimum(2.0, steps) * chunk) * spec.dtype_bytes,
+            routes_per_core=minimum(length, 3.0),
             mean_core_cycles=fixed + spec.alpha * mean_hops,
         )
 
     def execute(self, spec: HardwareSpec, seed: int = 0, trace: bool = False, **params: Any) -> KernelRun:
         v, axis = self._values(spec, params)
-        s = scalar_params(v)
+        s = configuration(v)
         length, lines = along(s, axis)
         chunk = s["n"] // length
         mesh = Mesh(spec, s["p"], s["q"], trace=trace)
@@ -636,19 +946,6 @@ class RingAllreduce(Kernel):
             for c in (1, 8)
             for axis in AXES
         ]
-
-
-@cache
-def _ring_routes_one(length: int) -> int:
-    return max(len(c) for c in ring_colors(length, True, 0))
-
-
-def _ring_routes(length: np.ndarray) -> np.ndarray:
-    """Most colors a core of the ring configures, per configuration (one evaluation per
-    distinct line length)."""
-    unique, inverse = np.unique(length, return_inverse=True)
-    table = np.array([_ring_routes_one(int(n)) for n in unique], dtype=float)
-    return table[inverse].reshape(np.shape(length))
 
 
 KERNELS: tuple[Kernel, ...] = (

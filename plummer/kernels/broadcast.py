@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 
 from plummer.hardware import HardwareSpec
-from plummer.kernels._base import Cost, Kernel, KernelRun
-from plummer.kernels._gemm import random_operands, scalar_params
-from plummer.kernels.allreduce import AXES, along, line_config, line_params
+from plummer.kernels._base import Cost, Kernel, KernelRun, as_float, blockwise
+from plummer.kernels._gemm import random_operands
+from plummer.kernels.allreduce import AXES, along, configuration, line_config, line_params
 from plummer.mesh import Mesh, serialization_cycles
 
 
@@ -30,6 +30,7 @@ class MulticastBroadcast(Kernel):
     def check(self, spec: HardwareSpec, **params: Any) -> None:
         line_params(self, spec, params)
 
+    @blockwise
     def cost(self, spec: HardwareSpec, **params: Any) -> Cost:
         """Closed form (exact, rules 4 and 8): the head leaves the root at ``mo`` and
         reaches position ``y`` at ``mo + y alpha``; the copy is in memory ``T`` later
@@ -37,22 +38,23 @@ class MulticastBroadcast(Kernel):
         ``cycles = launch + mo + (L - 1) alpha + T(n)`` and the mean over the line uses
         ``mean(y) = (L - 1) / 2``."""
         v, axis = line_params(self, spec, params)
-        length = along(v, axis)[0]
-        fixed = spec.launch_overhead_cycles + spec.message_overhead_cycles + serialization_cycles(spec, v["n"])
+        hops = as_float(along(v, axis)[0]) - 1.0
+        n = as_float(v["n"])
+        fixed = spec.launch_overhead_cycles + spec.message_overhead_cycles + serialization_cycles(spec, n)
         return Cost.make(
             spec,
-            cycles=fixed + spec.alpha * (length - 1),
-            compute_cycles=np.full(length.shape, spec.message_overhead_cycles),
-            hops=length - 1,
-            routing_stages=0,
-            memory_per_core_bytes=v["n"] * spec.dtype_bytes,
-            routes_per_core=1,
-            mean_core_cycles=fixed + spec.alpha * (length - 1) / 2,
+            cycles=fixed + spec.alpha * hops,
+            compute_cycles=spec.message_overhead_cycles,
+            hops=hops,
+            routing_stages=0.0,
+            memory_per_core_bytes=spec.dtype_bytes * n,
+            routes_per_core=1.0,
+            mean_core_cycles=fixed + (0.5 * spec.alpha) * hops,
         )
 
     def execute(self, spec: HardwareSpec, seed: int = 0, trace: bool = False, **params: Any) -> KernelRun:
         v, axis = line_params(self, spec, params)
-        s = scalar_params(v)
+        s = configuration(v)
         length, lines = along(s, axis)
         mesh = Mesh(spec, s["p"], s["q"], trace=trace)
         (data,) = random_operands(seed, (lines, s["n"]))

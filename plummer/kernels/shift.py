@@ -38,9 +38,9 @@ from typing import Any
 import numpy as np
 
 from plummer.hardware import HardwareSpec
-from plummer.kernels._base import Cost, Kernel, KernelRun, require
-from plummer.kernels._gemm import random_operands, scalar_params
-from plummer.kernels.allreduce import along, line_core, line_params
+from plummer.kernels._base import Cost, Kernel, KernelRun, as_float, blockwise, minimum, require
+from plummer.kernels._gemm import random_operands
+from plummer.kernels.allreduce import along, configuration, line_core, line_params
 from plummer.mesh import Mesh, serialization_cycles
 
 
@@ -61,6 +61,7 @@ class Shift(Kernel):
     def check(self, spec: HardwareSpec, **params: Any) -> None:
         self._values(spec, params)
 
+    @blockwise
     def cost(self, spec: HardwareSpec, **params: Any) -> Cost:
         """Closed form from rules 4-8: ``launch + L * S``, ``S = 2 mo + alpha + T(Mt Nt)``.
 
@@ -78,26 +79,26 @@ class Shift(Kernel):
         is earlier), so every core takes ``launch + L S``: mean = makespan.
         """
         v, axis = self._values(spec, params)
-        length = along(v, axis)[0]
+        length = as_float(along(v, axis)[0])
+        tile = (as_float(v["m"]) / as_float(v["p"])) * (as_float(v["n"]) / as_float(v["q"]))  # exact: they divide
         mo = spec.message_overhead_cycles
-        t = serialization_cycles(spec, (v["m"] // v["p"]) * (v["n"] // v["q"]))
-        step = 2 * mo + spec.alpha + t
-        steps = v["distance"]
+        step = 2.0 * mo + spec.alpha + serialization_cycles(spec, tile)
+        steps = as_float(v["distance"])
         cycles = spec.launch_overhead_cycles + steps * step
         return Cost.make(
             spec,
             cycles=cycles,
-            compute_cycles=2 * mo * steps,
+            compute_cycles=(2.0 * mo) * steps,
             hops=steps,
             routing_stages=steps,
-            memory_per_core_bytes=2 * (v["m"] // v["p"]) * (v["n"] // v["q"]) * spec.dtype_bytes,
-            routes_per_core=np.where(length >= 3, 2, 1),
+            memory_per_core_bytes=(2.0 * spec.dtype_bytes) * tile,
+            routes_per_core=minimum(length - 1.0, 2.0),  # 2 colors alternate; 1 on a 2-core line
             mean_core_cycles=cycles,
         )
 
     def execute(self, spec: HardwareSpec, seed: int = 0, trace: bool = False, **params: Any) -> KernelRun:
         v, axis = self._values(spec, params)
-        s = scalar_params(v)
+        s = configuration(v)
         p, q, distance = s["p"], s["q"], s["distance"]
         mt, nt = s["m"] // p, s["n"] // q
         (matrix,) = random_operands(seed, (s["m"], s["n"]))
@@ -136,7 +137,8 @@ class Shift(Kernel):
         return KernelRun(output, reference, result)
 
     def sweep(self) -> list[dict[str, Any]]:
-        """Lines of 2 to 64 cores, distances 1 to 40 (also at and beyond the line), tiles 1x1 to 8x8."""
+        """Lines of 2 to 64 cores, distances 1 to 40 (also at and beyond the line), tiles 1x1 to
+        8x8, and 48 x 48 and 64 x 64 meshes (every line in lock step)."""
         return [
             {"p": length, "q": 2, "m": length * mt, "n": 2 * nt, "distance": d, "axis": "x"}
             for length in (2, 3, 5, 8, 16, 33, 64)
@@ -147,6 +149,9 @@ class Shift(Kernel):
             for length in (3, 16)
             for d in (1, 4, 16, 20)
             for mt, nt in ((1, 1), (4, 2))
+        ] + [
+            {"p": size, "q": size, "m": size * mt, "n": size * nt, "distance": d, "axis": axis}
+            for size, d, axis, (mt, nt) in ((48, 1, "x", (2, 2)), (48, 3, "y", (1, 4)), (64, 2, "x", (1, 1)))
         ]
 
 
