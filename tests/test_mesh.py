@@ -327,6 +327,71 @@ def test_a_compute_overwriting_a_sent_tile_starts_when_the_tail_leaves():
     np.testing.assert_array_equal(result.tile((1, 0), "y"), tile(10, 1))
 
 
+def test_send_tiles_is_one_message_of_the_tiles_total_size():
+    mesh = Mesh(make_spec(), 3, 1)
+    mesh.load((0, 0), "a", np.arange(3))
+    mesh.load((0, 0), "b", np.arange(5) + 10)
+    mesh.compute((0, 0), ["b"], "b", double, fmas=40)  # [0, 20): the message waits for it
+    mesh.send_tiles((0, 0), ["a", "b"], "EE", 0, ["x", "y"])
+    mesh.compute((0, 0), [], "a", lambda: tile(3, 7), fmas=2)  # overwrites a after the tail
+    result = mesh.run()
+    # one message of T = 3 + 5 = 8 from 20 over two hops: 20 + 2 * 3 + 8 = 34
+    assert at(result, (2, 0)) == 34
+    np.testing.assert_array_equal(result.tile((2, 0), "x"), np.arange(3))
+    np.testing.assert_array_equal(result.tile((2, 0), "y"), (np.arange(5) + 10) * 2)
+    # the second compute waits for the tail (20 + 8) to overwrite a: [28, 29)
+    assert at(result, (0, 0)) == 29
+    assert result.peak_memory_bytes[0, 2] == 8 * 2
+
+
+def test_send_tiles_delivery_waits_for_every_destinations_reader():
+    mesh = Mesh(make_spec(message_overhead_cycles=4.0), 2, 1)
+    mesh.load((0, 0), "a", tile(2, 1))
+    mesh.load((0, 0), "b", tile(2, 2))
+    mesh.load((1, 0), "x", tile(2, 0))
+    mesh.load((1, 0), "y", tile(2, 0))
+    mesh.compute((1, 0), ["y"], "out", double, fmas=60)  # reads y over [0, 30)
+    mesh.send_tiles((0, 0), ["a", "b"], "E", 0, ["x", "y"], overhead=4.0, receive_overhead=4.0)
+    mesh.send((1, 0), "x", "W", color=1, dst_buffer="back")
+    result = mesh.run()
+    # activation [0, 4), head at 4 + 3, whole at 4 + 3 + 4 = 11, but the delivery into y
+    # waits for the reader of y (30); completion task [30, 34); the send of x then leaves at
+    # 34: 34 + 3 + 2 = 39 at (0, 0)
+    assert at(result, (0, 0)) == 39
+    np.testing.assert_array_equal(result.tile((1, 0), "y"), tile(2, 2))
+    np.testing.assert_array_equal(result.tile((0, 0), "back"), tile(2, 1))
+
+
+def test_send_tiles_after_waits_for_a_tile_it_does_not_send():
+    mesh = Mesh(make_spec(), 2, 1)
+    mesh.load((0, 0), "a", tile(4, 1))
+    mesh.load((0, 0), "flag", tile(1, 0))
+    mesh.compute((0, 0), ["flag"], "flag", double, fmas=30)  # writes flag over [0, 15)
+    mesh.send_tiles((0, 0), ["a"], "E", 0, ["b"], after=["flag"])
+    mesh.compute((0, 0), [], "flag", lambda: tile(1, 5), fmas=2)  # flag is not read by it
+    result = mesh.run()
+    # the message leaves at 15 (after flag's write): 15 + 3 + 4 = 22; the second compute
+    # overwrites flag at once after the first, [15, 16): the message did not read flag
+    assert at(result, (1, 0)) == 22
+    assert at(result, (0, 0)) == 19  # the tail of the send leaves at 15 + 4
+    np.testing.assert_array_equal(result.tile((1, 0), "b"), tile(4, 1))
+
+
+def test_send_tiles_of_one_tile_is_send():
+    results = []
+    for gather in (False, True):
+        mesh = Mesh(make_spec(message_overhead_cycles=2.0), 2, 1)
+        mesh.load((0, 0), "a", tile(6, 1))
+        if gather:
+            mesh.send_tiles((0, 0), ["a"], "E", 0, ["b"], overhead=2.0, receive_overhead=2.0)
+        else:
+            mesh.send((0, 0), "a", "E", 0, "b", overhead=2.0, receive_overhead=2.0)
+        results.append(mesh.run())
+    assert results[0].cycles == results[1].cycles == 2 + 3 + 6 + 2
+    with pytest.raises(SpecError, match="one destination per source tile"):
+        Mesh(make_spec(), 2, 1).send_tiles((0, 0), ["a", "b"], "E", 0, ["x"])
+
+
 # ------------------------------------------------------------ rule 5: relay and reduce
 def test_relay_over_two_segments():
     mesh = Mesh(make_spec(), 5, 1)

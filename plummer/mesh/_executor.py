@@ -56,7 +56,8 @@ from them. Time is in cycles (floats), sizes in elements of ``spec.dtype_bytes``
    elapsed time over the cores that did anything (what the measured kernels report).
 
 A kernel program calls :meth:`Mesh.load`, :meth:`Mesh.compute`, :meth:`Mesh.work`,
-:meth:`Mesh.send`, :meth:`Mesh.relay` and :meth:`Mesh.reduce` in program order (and
+:meth:`Mesh.send` (and :meth:`Mesh.send_tiles`, several tiles in one message),
+:meth:`Mesh.relay` and :meth:`Mesh.reduce` in program order (and
 :meth:`Mesh.compute_all` and :meth:`Mesh.send_all` for a step of every core at once); the
 data move at once (so the program's result is exact), and :meth:`Mesh.run` then times the
 recorded operations with an event queue.
@@ -527,6 +528,71 @@ class Mesh:
                     _COMPUTE, idx, receive_overhead, [delivery], ("complete recv", dst_buffer)
                 )
                 self._did_write(idx, dst_buffer, task)
+
+    def send_tiles(
+        self,
+        src: Core,
+        buffers: Sequence[str],
+        path: str,
+        color: int,
+        dst_buffers: Sequence[str],
+        *,
+        overhead: float = 0.0,
+        receive_overhead: float = 0.0,
+        after: Sequence[str] = (),
+    ) -> None:
+        """Send tiles ``buffers`` of ``src`` as one unicast message into ``dst_buffers``.
+
+        A gather-scatter :meth:`send`: the payload is the tiles streamed back to back (a
+        strided region of the core's memory), so it is one message of their total size
+        (rule 4, one ``T``). It waits for the last write of every source tile and reads them
+        all until its tail leaves (rule 7); its delivery waits for the reads of every
+        destination tile's previous contents and writes them all, the ``k``-th source tile
+        into ``dst_buffers[k]``. ``overhead`` and ``receive_overhead`` as for :meth:`send`.
+        With ``after``, the message (and its activation) also waits for the last write of
+        those tiles of ``src`` without reading or sending them: a send the program issues
+        once they have arrived.
+        """
+        if not buffers or len(buffers) != len(dst_buffers):
+            raise SpecError(
+                f"send_tiles: {len(buffers)} source tiles for {len(dst_buffers)} destinations; "
+                "give one destination per source tile (at least one)"
+            )
+        if len(buffers) == 1 and not after:
+            self.send(src, buffers[0], path, color, dst_buffers[0], overhead=overhead,
+                      receive_overhead=receive_overhead)
+            return
+        src_idx = self.index(src)
+        states = [self._buffers[src_idx].get(name) or self._state(src_idx, name) for name in buffers]
+        waits_for = [self._state(src_idx, name)[0] for name in after]
+        deps = sorted({state[0] for state in states if state[0] >= 0} | {n for n in waits_for if n >= 0})
+        arrays = [self._tiles[src_idx][name] for name in buffers]
+        if overhead:
+            start = self._node(_COMPUTE, src_idx, overhead, deps, ("activate send", buffers[0]))
+            for state in states:
+                state.append(start)
+            deps = [start]
+        hop = len(path)
+        node, cores, _ = self._transmit(
+            src, src_idx, path, color, sum(array.size for array in arrays), deps, (hop,), False,
+            ("send", buffers[0]), stride=2 if receive_overhead else 1,
+        )
+        for state in states:
+            state.append(node)
+        idx = cores[hop]
+        waits = sorted({dep for name in dst_buffers for dep in self._write_deps(idx, name)})
+        delivery = self._node(_DELIVERY, idx, 0.0, waits, ("recv", dst_buffers[0]))
+        if delivery != node + self._open_message[1][hop - 1]:
+            raise RuntimeError(f"delivery of message node {node} is not where its plan puts it")
+        for name, array in zip(dst_buffers, arrays):
+            self._did_write(idx, name, delivery)
+            self._store(idx, name, array)
+        if receive_overhead:
+            task = self._node(
+                _COMPUTE, idx, receive_overhead, [delivery], ("complete recv", dst_buffers[0])
+            )
+            for name in dst_buffers:
+                self._did_write(idx, name, task)
 
     def send_all(self, sends: Iterable[tuple[Core, str, str, int, str]]) -> None:
         """Unicast sends ``(src, buffer, path, color, dst_buffer)`` in order.
