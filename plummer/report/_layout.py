@@ -91,10 +91,11 @@ def _wafer_figure(spec: HardwareSpec, model: ModelSpec, layout: Layout) -> go.Fi
             figure.add_trace(go.Scatter(
                 x=[x, x + p, x + p, x, x], y=[y, y, y + q, y + q, y], mode="lines", fill="toself",
                 name=f"{phase} region {i}: layers {first}-{last}", showlegend=False,
-                line={"color": COLORS[col - 1], "width": 1}, fillcolor=COLORS[col - 1], opacity=0.55,
+                line={"color": "#ffffff", "width": 2}, fillcolor=COLORS[col - 1], opacity=0.6,
                 hovertext=text, hoverinfo="text", hoveron="fills"), row=1, col=col)
-            figure.add_annotation(x=x + p / 2, y=y + q / 2, text=f"{first}-{last}" if first != last else str(first),
-                                  showarrow=False, font={"size": 10, "color": "#111"}, row=1, col=col)
+            layers = f"layers {first}-{last}" if first != last else f"layer {first}"
+            figure.add_annotation(x=x + p / 2, y=y + 0.25 * q, text=layers, showarrow=False,
+                                  font={"size": 10, "color": "#111"}, row=1, col=col)
         if len(origins) > 1:
             figure.add_trace(go.Scatter(
                 x=[x + p / 2 for x, _ in origins], y=[y + q / 2 for _, y in origins], mode="lines+markers",
@@ -119,8 +120,8 @@ def _memory_figure(spec: HardwareSpec, parts: dict[str, dict[str, float]]) -> go
                                 hovertext=[f"{p}: {label} {number(parts[p][key])} B per core" for p in PHASES],
                                 hoverinfo="text"))
     budget = float(spec.memory_bytes)
-    figure.add_trace(go.Scatter(x=list(PHASES), y=[budget, budget], mode="lines+markers", name=f"budget {number(budget)} B",
-                                line={"color": COLORS[1], "dash": "dash", "width": 2}, marker={"symbol": "line-ew-open", "size": 30}))
+    figure.add_hline(y=budget, line={"color": COLORS[1], "dash": "dash", "width": 2},
+                     annotation_text=f"budget {number(budget)} B per core", annotation_position="top left")
     figure.update_layout(title="Memory per core against the budget", barmode="stack", height=460,
                          yaxis_title="bytes per core")
     return figure
@@ -136,7 +137,7 @@ def layout_report(prediction: Prediction, output: str | Path, source: str = "") 
         page.note(line)
     for text in prediction.chosen:
         page.note(f"chosen: {text}")
-    page.section("Figures")
+    page.section("Predicted figures")
     page.metrics({k: prediction.metrics[k] for k in HEADLINE if not np.isnan(prediction.metrics[k])})
     if prediction.feasible:
         page.note("The layout fits: memory, routes and placement within the chip's budgets.")
