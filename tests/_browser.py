@@ -5,7 +5,7 @@ screenshot with its pixel statistics.
 Never downloads a browser: it runs ``/usr/bin/chromium`` (``apt-get install chromium``) and
 fails, with the install command, when it cannot start it.
 
-As a script it writes a screenshot of a report (the README's picture)::
+As a script it writes a screenshot of the top of a report (the README's picture)::
 
     python3 tests/_browser.py reports/llama3-8b-wse2-pareto.html reports/llama3-8b-wse2-pareto.png
 """

@@ -241,6 +241,16 @@ def test_bad_input_is_one_line_and_exit_code_2(run_cli, studies, argv, words):
     assert len(err.strip().splitlines()) == 1 and words in err
 
 
+def test_a_study_without_complete_trials_is_bad_input(run_cli, studies, tmp_path):
+    path, study, _ = studies["pareto"]
+    url = str(tmp_path / "empty.journal")
+    search.open_study(study, search.open_storage(url))  # created, no trial told
+    before = digest(Path(url))
+    code, out, err = run_cli("report", path, "--storage", url)
+    assert code == 2 and out == "" and "no complete trial" in err and len(err.strip().splitlines()) == 1
+    assert digest(Path(url)) == before
+
+
 def test_the_study_report_is_self_contained_and_renders(browser, pareto_report, studies, tmp_path, run_cli):
     report, html, _ = pareto_report
     assert_self_contained(html)

@@ -154,7 +154,9 @@ class Page:
         if any(name == n for n, _ in self._figures):
             raise ValueError(f"figure name {name!r} used twice")
         figure.update_layout(template="plotly_white", colorway=list(COLORS),
-                             font={"family": "Helvetica, Arial, sans-serif", "size": 13})
+                             font={"family": "Helvetica, Arial, sans-serif", "size": 13},
+                             hoverlabel={"bgcolor": "rgba(255, 255, 255, 0.94)", "font": {"color": "#222", "size": 12},
+                                         "align": "left"})
         if height is not None:
             figure.update_layout(height=height)
         self._figures.append((name, figure))

@@ -366,10 +366,27 @@ def study_report(study: StudyFile, storage_url: str, output: str | Path, top: in
 
     if study.multi_objective:
         page.section("Pareto front")
-        page.note(f"{len(trials.best)} of the {len(trials.feasible)} feasible trials are non-dominated. "
-                  "Hover a point for its whole layout and metrics. " + exhaustive_note)
+        on_exact = ""
+        if front_exact is not None:
+            exact = {tuple(np.round(f["values"], 12)) for f in front_exact}
+            hits = sum(tuple(np.round(t.values, 12)) in exact for t in trials.best)
+            on_exact = f" ({hits} of them on the exact front of {len(front_exact)} points)"
+        page.note(f"{len(trials.best)} of the {len(trials.feasible)} feasible trials are non-dominated"
+                  f"{on_exact}. Hover a point for its whole layout and metrics. " + exhaustive_note)
         if trials.feasible:
             page.figure("pareto", _pareto_figure(trials, front_exact))
+    page.section("Optimization history")
+    page.note("Each complete trial in the order it was told, and the best feasible value so far. "
+              + (" The dashed line is each objective's best on the exact front." if truth else "")
+              if study.multi_objective else
+              "Each complete trial in the order it was told, and the best feasible value so far. " + exhaustive_note)
+    page.figure("history", _history_figure(trials, optimum))
+    if truth and not study.multi_objective and trials.best:
+        found = trials.best[0].values[0]
+        gap = trials.signs[0] * (optimum[0] - found) / abs(optimum[0]) if optimum[0] else math.nan
+        page.note(f"Best found {number(found, 6)} (trial {trials.best[0].number}); exhaustive optimum "
+                  f"{number(optimum[0], 6)}: regret {100 * gap:.3f}%.")
+
     page.section("Infeasible trials")
     if trials.infeasible:
         counts: dict[str, int] = {}
@@ -382,17 +399,6 @@ def study_report(study: StudyFile, storage_url: str, output: str | Path, top: in
         page.table(["violated constraint", "trials"], sorted(counts.items(), key=lambda kv: -kv[1]), numeric=[False, True])
     else:
         page.note("Every complete trial fits.")
-
-    page.section("Optimization history")
-    page.note("Each complete trial in the order it was told, and the best feasible value so far. "
-              + exhaustive_note + (" The dashed line is each objective's best on the exact front."
-                                   if study.multi_objective and truth else ""))
-    page.figure("history", _history_figure(trials, optimum))
-    if truth and not study.multi_objective and trials.best:
-        found = trials.best[0].values[0]
-        gap = trials.signs[0] * (optimum[0] - found) / abs(optimum[0]) if optimum[0] else math.nan
-        page.note(f"Best found {number(found, 6)} (trial {trials.best[0].number}); exhaustive optimum "
-                  f"{number(optimum[0], 6)}: regret {100 * gap:.3f}%.")
 
     page.section("Parameter importances")
     importances: dict[str, dict[str, float]] = {}
