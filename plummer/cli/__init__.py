@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from plummer import __version__
-from plummer.cli import _calibrate, _kernels, _predict, _specs, _study
+from plummer.cli import _calibrate, _kernels, _predict, _report, _specs, _study
 from plummer.cli._base import CommandLineError, Parser
 from plummer.errors import PlummerError
 
@@ -24,6 +24,7 @@ def build_parser() -> Parser:
     _calibrate.register(subparsers)
     _predict.register(subparsers)
     _study.register(subparsers)
+    _report.register(subparsers)
     _kernels.register_benchmark(subparsers)
     return parser
 
