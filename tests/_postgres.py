@@ -12,6 +12,7 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 from pathlib import Path
 
 
@@ -32,9 +33,11 @@ def _free_port() -> int:
 class PostgresServer:
     """Start with :meth:`start`, stop with :meth:`stop`; :attr:`url` for SQLAlchemy."""
 
-    def __init__(self, base: Path) -> None:
-        self.base = base
-        self.data = base / "data"
+    def __init__(self) -> None:
+        # a directory of its own under /tmp: the postgres user must reach it (pytest's
+        # temporary directories sit under a parent only root may enter)
+        self.base = Path(tempfile.mkdtemp(prefix="plummer-postgres-"))
+        self.data = self.base / "data"
         self.port = _free_port()
         self.as_root = os.geteuid() == 0
         self.url = f"postgresql+psycopg2://plummer@127.0.0.1:{self.port}/plummer"
@@ -60,3 +63,4 @@ class PostgresServer:
 
     def stop(self) -> None:
         self._run(_bin("pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop")
+        shutil.rmtree(self.base, ignore_errors=True)

@@ -210,7 +210,7 @@ def test_refit_holds_out_within_two_percent_mean_five_percent_max():
 
     data = Path(__file__).resolve().parents[2] / "shared" / "data" / "wse3"
     records = load_measurements(sorted(data.glob("*.json")))
-    errors = calibrate(records, PRESET, holdout_min_p=464).errors.set_index("kernel")
+    errors = calibrate(records, PRESET, holdout_min_p=464).errors.set_index("kind")
     for kernel in ("meshgemm", "meshgemv"):
         assert errors.loc[kernel, "n_holdout"] > 0, kernel
         assert errors.loc[kernel, "mape_holdout"] <= 0.02, kernel

@@ -28,12 +28,13 @@ hardware = "wse2"
 [space]
 input_tokens = 1024
 output_tokens = 64
-pf_p = [240, 480, 720]
+pf_p = 360
 pf_q = "pf_p"
-pf_regions = [1, 2]
-dc_p = {{low = 120, high = 600, step = 120}}
+pf_regions = 4
+pf_gemm = ["meshgemm", "summa-relay"]
+dc_p = [240, 300]
 dc_q = "dc_p"
-dc_regions = {{low = 1, high = 8}}
+dc_regions = {{low = 6, high = 12}}
 dc_allreduce = ["ktree", "pipeline"]
 [[objectives]]
 metric = "{metric}"
@@ -114,7 +115,7 @@ def test_a_seeded_run_is_reproducible(tmp_path):
 
 
 def test_trials_store_metrics_breakdown_and_feasibility(tmp_path):
-    path = _study(tmp_path, trials=16)
+    path = _study(tmp_path, trials=16, sampler="random")
     url = str(tmp_path / "s.journal")
     search.run_study(search.load_study_file(path), url, progress=False)
     trials = _complete(url, "small")
@@ -162,7 +163,7 @@ def test_exhaustive_reports_the_optimum_and_the_regret(tmp_path, run_cli):
     assert code == 0, err
     payload = json.loads(out)
     assert {"optimum", "best_found", "regret", "points"} <= set(payload)
-    assert payload["points"] == study.space.size == 3 * 2 * 5 * 8 * 2
+    assert payload["points"] == study.space.size == 2 * 2 * 7 * 2
     assert payload["optimum"]["value"] >= payload["best_found"]["value"]
     assert payload["regret"] == pytest.approx(
         (payload["optimum"]["value"] - payload["best_found"]["value"]) / payload["optimum"]["value"])
@@ -182,15 +183,15 @@ def test_exhaustive_reports_the_optimum_and_the_regret(tmp_path, run_cli):
 
 def test_multi_objective_exhaustive_front_is_exactly_the_non_dominated_points(tmp_path):
     path = _study(tmp_path, name="mo", sampler="nsgaii",
-                  extra='[[objectives]]\nmetric = "ttft_s"\ndirection = "minimize"\n')
+                  extra='[[objectives]]\nmetric = "decode_tokens_per_s"\ndirection = "maximize"\n')
     study = search.load_study_file(path)
     truth = search.exhaustive(study)
     points = [study.space.point_at(i) for i in range(study.space.size)]
     ev = search._objective.evaluate_columns(study, study.space.columns(points))
     ok = (search._objective.constraint_values(study, ev) <= 0).all(axis=0)
-    values = np.stack([ev.metrics["utilization"], -ev.metrics["ttft_s"]], axis=1)[ok]
+    values = np.stack([ev.metrics["utilization"], ev.metrics["decode_tokens_per_s"]], axis=1)[ok]
     dominated = [(np.all(values >= v, axis=1) & np.any(values > v, axis=1)).any() for v in values]
-    expected = {tuple(np.round(v * [1, -1], 12)) for v, d in zip(values, dominated) if not d}
+    expected = {tuple(np.round(v, 12)) for v, d in zip(values, dominated) if not d}
     got = {tuple(np.round(f["values"], 12)) for f in truth["front"]}
     assert got == expected and len(got) > 1
 

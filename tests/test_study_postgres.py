@@ -13,8 +13,8 @@ from plummer.errors import SpecError
 
 
 @pytest.fixture(scope="module")
-def postgres(tmp_path_factory):
-    server = PostgresServer(tmp_path_factory.mktemp("postgres")).start()
+def postgres():
+    server = PostgresServer().start()
     yield server.url
     server.stop()
 

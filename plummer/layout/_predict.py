@@ -157,14 +157,18 @@ def default_layout(
     """A layout for what is not given. A phase given whole (``prefill``, ``decode``) is kept,
     with its ``regions`` replaced if ``regions[phase]`` is given. Otherwise its grid
     (``grids[phase]``, else every square from 24 x 24 up in steps of 24) and region count
-    (``regions[phase]``, else 1 up to what fits) are the candidates, all evaluated in one
+    (``regions[phase]``, else 1 up to what fits; grids of aspect 1, 2 and 3) are the candidates, all evaluated in one
     batch, and the fastest that fits is kept (prefill: the least TTFT; decode: the most
     tokens/s per request); if none fits, the one whose memory overflows least. Returns the
     layout and a sentence per choice made."""
     grids, regions = grids or {}, regions or {}
     chosen: list[str] = []
     side_max = min(spec.fabric_width, spec.fabric_height)
-    squares = [(s, s) for s in _CANDIDATE_SIDES if s <= side_max] or [(side_max, side_max)]
+    # candidates, and grids 2 or 3 times as tall (or wide) as they are wide, which tile an
+    # oblong fabric better and pad no more (lcm(P, kP) = kP)
+    candidates = [(p, q) for s in _CANDIDATE_SIDES for k in (1, 2, 3)
+               for p, q in dict.fromkeys(((s, k * s), (k * s, s)))
+               if p <= spec.fabric_width and q <= spec.fabric_height] or [(side_max, side_max)]
     phases: dict[str, PhaseLayout] = {}
     for phase, given in (("prefill", prefill), ("decode", decode)):
         count = regions.get(phase)
@@ -172,7 +176,7 @@ def default_layout(
             phases[phase] = given if count is None else PhaseLayout(
                 **{**given.__dict__, "regions": count, "layers_per_region": None, "origins": None})
             continue
-        shapes = [grids[phase]] if grids.get(phase) else squares
+        shapes = [grids[phase]] if grids.get(phase) else candidates
         cand_p, cand_q, cand_r = [], [], []
         for p, q in shapes:
             fit = (spec.fabric_width // p) * (spec.fabric_height // q)
