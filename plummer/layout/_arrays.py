@@ -237,6 +237,30 @@ def _default_groups_array(model: ModelSpec, p: np.ndarray) -> np.ndarray:
     return np.asarray(table, dtype=np.int64)[inverse].reshape(p.shape)
 
 
+def region_layer_counts(model: ModelSpec, lay: PhaseLayout) -> tuple[int, ...]:
+    """Layers of each region: ``layers_per_region``, else as even as possible (the first
+    regions take one more)."""
+    if lay.layers_per_region is not None:
+        return tuple(lay.layers_per_region)
+    base, extra = divmod(model.layers, lay.regions)
+    return tuple(base + (i < extra) for i in range(lay.regions))
+
+
+def region_origins(spec: HardwareSpec, lay: PhaseLayout) -> list[tuple[int, int]]:
+    """North-west cores ``(x, y)`` of a phase's regions: its ``origins``, else the snake of
+    the module docstring (``floor(W / P)`` regions per row of the fabric, left to right on
+    even rows, right to left on odd ones)."""
+    if lay.origins is not None:
+        return [tuple(o) for o in lay.origins]
+    p, q = lay.grid
+    per_row = max(spec.fabric_width // p, 1)
+    origins = []
+    for i in range(lay.regions):
+        row, col = divmod(i, per_row)
+        origins.append(((col if row % 2 == 0 else per_row - 1 - col) * p, row * q))
+    return origins
+
+
 def _explicit_phase(spec: HardwareSpec, model: ModelSpec, phase: str, lay: PhaseLayout) -> dict[str, Any]:
     """Placement figures of one phase of a :class:`Layout` with explicit origins or layer
     counts (errors name the field)."""
@@ -248,29 +272,20 @@ def _explicit_phase(spec: HardwareSpec, model: ModelSpec, phase: str, lay: Phase
     if lay.regions > model.layers:
         raise SpecError(f"{owner}: field 'regions' = {lay.regions} exceeds the model's "
                         f"{model.layers} layers; allowed 1..{model.layers}")
-    if lay.layers_per_region is not None:
-        counts = lay.layers_per_region
-        if len(counts) != lay.regions or sum(counts) != model.layers:
-            raise SpecError(f"{owner}: field 'layers_per_region' = {list(counts)} must list "
-                            f"{lay.regions} counts (one per region) adding up to the model's "
-                            f"{model.layers} layers")
-    else:
-        base, extra = divmod(model.layers, lay.regions)
-        counts = tuple(base + (i < extra) for i in range(lay.regions))
+    counts = region_layer_counts(model, lay)
+    if len(counts) != lay.regions or sum(counts) != model.layers:
+        raise SpecError(f"{owner}: field 'layers_per_region' = {list(counts)} must list "
+                        f"{lay.regions} counts (one per region) adding up to the model's "
+                        f"{model.layers} layers")
+    origins = region_origins(spec, lay)
     if lay.origins is None:
         per_row = max(spec.fabric_width // p, 1)
-        origins = []
-        for i in range(lay.regions):
-            row, col = divmod(i, per_row)
-            col = col if row % 2 == 0 else per_row - 1 - col
-            origins.append((col * p, row * q))
         if (lay.regions + per_row - 1) // per_row * q > spec.fabric_height:
             capacity = per_row * (spec.fabric_height // q)
             raise SpecError(f"{owner}: field 'regions' = {lay.regions} regions of {p} x {q} do "
                             f"not fit the fabric of '{spec.name}' ({spec.fabric_width} x "
                             f"{spec.fabric_height}); allowed 1..{capacity}")
     else:
-        origins = list(lay.origins)
         if len(origins) != lay.regions:
             raise SpecError(f"{owner}: field 'origins' lists {len(origins)} regions, "
                             f"'regions' = {lay.regions}")
@@ -341,5 +356,5 @@ def pad(value: Any, multiple: Any) -> Any:
     return -(-np.asarray(value) // multiple) * multiple
 
 
-__all__ = ["BAD_GROUP_NUM", "BAD_HEAD_GROUPS", "LayoutArrays", "PhaseArrays", "default_head_groups", "head_groups_ok",
-           "layout_arrays", "pad"]
+__all__ = ["BAD_GROUP_NUM", "BAD_HEAD_GROUPS", "LayoutArrays", "PhaseArrays", "default_head_groups",
+           "head_groups_ok", "layout_arrays", "pad", "region_layer_counts", "region_origins"]

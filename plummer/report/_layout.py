@@ -22,6 +22,7 @@ from plotly.subplots import make_subplots
 
 from plummer.hardware import HardwareSpec
 from plummer.layout import Layout, PhaseLayout, evaluate, layout_arrays
+from plummer.layout._arrays import region_layer_counts, region_origins
 from plummer.layout._predict import HEADLINE, Prediction
 from plummer.model import ModelSpec
 from plummer.report._figures import PHASES, breakdown_figures, hover, layout_lines
@@ -29,31 +30,9 @@ from plummer.report._page import COLORS, Page, check_writable, number
 from plummer.report._result import Report
 
 
-def region_origins(spec: HardwareSpec, phase: PhaseLayout) -> list[tuple[int, int]]:
-    """North-west cores ``(x, y)`` of a phase's regions: the layout's ``origins``, else the
-    snake of :mod:`plummer.layout._arrays` (``floor(W / P)`` regions per row of the fabric,
-    left to right on even rows and right to left on odd ones)."""
-    if phase.origins is not None:
-        return [tuple(o) for o in phase.origins]
-    p, q = phase.grid
-    per_row = max(spec.fabric_width // p, 1)
-    origins = []
-    for i in range(phase.regions):
-        row, col = divmod(i, per_row)
-        col = col if row % 2 == 0 else per_row - 1 - col
-        origins.append((col * p, row * q))
-    return origins
-
-
 def region_layers(model: ModelSpec, phase: PhaseLayout) -> list[tuple[int, int]]:
-    """First and last layer (0-based, inclusive) of each region: ``layers_per_region``, else
-    as even as possible with the first regions taking one more."""
-    if phase.layers_per_region is not None:
-        counts = list(phase.layers_per_region)
-    else:
-        base, extra = divmod(model.layers, phase.regions)
-        counts = [base + (i < extra) for i in range(phase.regions)]
-    bounds = np.cumsum([0, *counts])
+    """First and last layer (0-based, inclusive) of each region."""
+    bounds = np.cumsum([0, *region_layer_counts(model, phase)])
     return [(int(a), int(b) - 1) for a, b in itertools.pairwise(bounds)]
 
 
