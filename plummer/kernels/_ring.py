@@ -12,11 +12,14 @@ window and ride functions at the end are their closed forms (hops of consecutive
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from plummer.kernels._base import floor, maximum, minimum
+import numpy as np
+
+from plummer.kernels._base import maximum, minimum
 
 
 @cache
@@ -135,6 +138,20 @@ def wrapped_line(n: int) -> Ring:
 # floats (one configuration) or float arrays, whole numbers; ``n`` is the ring's length.
 
 
+def quotient(a: Any, n: Any) -> Any:
+    """``floor(a / n)`` as a float (in place for arrays: numpy's floor of a fresh quotient
+    allocates a second array, ten times slower over a block)."""
+    if type(a) is float and type(n) is float:
+        return float(math.floor(a / n))
+    out = np.divide(a, n)
+    return np.floor(out, out=out) if isinstance(out, np.ndarray) else np.floor(out)
+
+
+def residue(a: Any, n: Any) -> Any:
+    """``a mod n`` of whole numbers (``n > 0``), as a float, without numpy's slow fmod."""
+    return a - n * quotient(a, n)
+
+
 def interleave_window(length: Any, n: Any) -> Any:
     """Most hops of ``length`` consecutive edges of an INTERLEAVE ring of ``n`` cores.
 
@@ -144,8 +161,9 @@ def interleave_window(length: Any, n: Any) -> Any:
     one turn if ``r`` exceeds the longer run, else none: ``2 length - 2 floor(length/n)
     - [r > floor((n - 1)/2)]``. Averaged over its start, a window has ``length (2n - 2)/n``.
     """
-    rest = length % n
-    return 2 * length - 2 * floor(length / n) - (rest > floor((n - 1) * 0.5)) * 1.0
+    trips = quotient(length, n)
+    rest = length - n * trips
+    return 2 * (length - trips) - (2 * rest > n - 1) * 1.0
 
 
 def interleave_ride(
@@ -166,9 +184,9 @@ def interleave_ride(
     last = n * (2 * alpha + gain) >= 2 * alpha
     best_m = longest
     best = alpha * (interleave_window(start + longest, n) - base) + longest * gain
-    for turn in (floor((n - 1) * 0.5), n - 1):
-        first = (turn - start) % n  # the first m >= 0 just before this turn
-        ahead = longest - (longest - first) % n  # the last one <= longest
+    for turn in (quotient(n - 1, 2.0), n - 1):
+        first = residue(turn - start, n)  # the first m >= 0 just before this turn
+        ahead = longest - residue(longest - first, n)  # the last one <= longest
         peak = maximum(minimum(first + last * (ahead - first), longest), 0.0)
         value = alpha * (interleave_window(start + peak, n) - base) + peak * gain
         better = value > best
@@ -183,7 +201,7 @@ def line_window(length: Any, n: Any) -> Any:
     edges are one hop but the one closing the ring, ``n - 1`` hops, and a window of
     ``length`` edges holds at most ``ceil(length / n)`` of those: ``length + (n - 2)
     ceil(length / n)``. Averaged over its start, a window has ``length (2n - 2)/n``."""
-    return length + (n - 2) * -floor(-length / n)
+    return length - (n - 2) * quotient(-length, n)
 
 
 def line_ride(alpha: Any, gain: Any, longest: Any, n: Any, start: Any = 0.0) -> tuple[Any, Any]:
@@ -199,8 +217,8 @@ def line_ride(alpha: Any, gain: Any, longest: Any, n: Any, start: Any = 0.0) -> 
     base = line_window(start, n)
     best_m = longest
     best = alpha * (line_window(start + longest, n) - base) + longest * gain
-    first = (-start) % n + 1.0  # the first m >= 1 whose edge closes the ring
-    ahead = longest - (longest - first) % n  # the last one <= longest
+    first = residue(-start, n) + 1.0  # the first m >= 1 whose edge closes the ring
+    ahead = longest - residue(longest - first, n)  # the last one <= longest
     gains = n * (alpha + gain) + (n - 2) * alpha >= 0
     peak = maximum(minimum(first + gains * (ahead - first), longest), 0.0)
     value = alpha * (line_window(start + peak, n) - base) + peak * gain

@@ -53,8 +53,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from plummer.hardware import HardwareSpec
-from plummer.kernels._base import KernelRun, require
-from plummer.kernels._gemm import random_operands
+from plummer.kernels._base import KernelRun, int_params, require
+from plummer.kernels._gemm import GEMM_PARAMETERS, gemm_params, random_operands
 from plummer.kernels._ring import Ring
 from plummer.mesh import Mesh
 
@@ -104,22 +104,30 @@ def meshgemm_steps(p: ArrayLike, q: ArrayLike) -> Any:
     virtual row backward, its nearest forward; row 0 goes backward, ``bq - 1``): the first
     grows with I, the second falls, and they cross between ``I = (q - 1)/2`` and the next
     row, which gives the two cases."""
+    if isinstance(p, (int, np.integer)) and isinstance(q, (int, np.integer)):
+        s = math.lcm(int(p), int(q))
+        return s // 2 if q % 2 == 0 else s // q * (q + 1) // 2 - 1
     s = np.lcm(p, q)
-    bq = s // q
-    return np.where(q % 2 == 0, s // 2, bq * (q + 1) // 2 - 1)
+    return np.where(q % 2 == 0, s // 2, s // q * (q + 1) // 2 - 1)
 
 
 def virtual_sizes(kernel: str, v: dict[str, Any]) -> dict[str, Any]:
     """The virtual grid of checked GEMM parameters ``v`` (ints or int arrays): ``s``,
     ``bp``, ``bq`` and the virtual tile sides ``ms = m/S``, ``ks = k/S``, ``ns = n/S``
-    (elements); raises a SpecError unless ``m``, ``k`` and ``n`` are multiples of S."""
-    p, q = v["p"], v["q"]
-    s = np.lcm(p, q)
-    for name in ("m", "k", "n"):
-        require(kernel, v[name] % s == 0, name, v[name],
-                "must be a multiple of S = lcm(p, q), the side of the virtual grid")
-    return {"s": s, "bp": s // p, "bq": s // q, "ms": v["m"] // s, "ks": v["k"] // s,
-            "ns": v["n"] // s}
+    (elements; Python ints for one configuration); raises a SpecError unless ``m``, ``k``
+    and ``n`` are multiples of S."""
+    p, q, m, k, n = (v[name] for name in ("p", "q", "m", "k", "n"))
+    allowed = "must be a multiple of S = lcm(p, q), the side of the virtual grid"
+    if all(isinstance(x, (int, np.integer)) for x in (p, q, m, k, n)):
+        p, q, m, k, n = int(p), int(q), int(m), int(k), int(n)
+        s = math.lcm(p, q)
+        for name, value in (("m", m), ("k", k), ("n", n)):
+            require(kernel, value % s == 0, name, value, allowed)
+    else:
+        s = np.lcm(p, q)
+        for name, value in (("m", m), ("k", k), ("n", n)):
+            require(kernel, value % s == 0, name, value, allowed)
+    return {"s": s, "bp": s // p, "bq": s // q, "ms": m // s, "ks": k // s, "ns": n // s}
 
 
 def block_product(bp: int, bq: int, ms: int, ns: int) -> Callable[..., np.ndarray]:
@@ -306,3 +314,73 @@ def pxq_sweep() -> list[dict[str, int]]:
             if s * s * ms * ks * ns <= 30 * 30 * 4:
                 out.append({"p": p, "q": q, "m": s * ms, "k": s * ks, "n": s * ns})
     return out
+
+
+def on_subset(need: Any, update: Callable[..., tuple[Any, ...]], values: tuple[Any, ...], **inputs: Any) -> tuple[Any, ...]:
+    """``update(*values, **inputs)`` where ``need`` holds, ``values`` elsewhere.
+
+    For one configuration (``need`` a bool) a branch; for arrays, ``update`` runs on the
+    configurations that need it only (compressed), so a closed form's rarely binding
+    terms cost nothing where they cannot bind. ``update`` returns a tuple like ``values``;
+    its inputs are numbers or arrays broadcastable with ``need``.
+    """
+    if isinstance(need, (bool, np.bool_)):
+        return update(*values, **inputs) if need else values
+    if not need.any():
+        return values
+    shape = np.broadcast_shapes(np.shape(need), *map(np.shape, values), *map(np.shape, inputs.values()))
+    need = np.broadcast_to(need, shape)
+    idx = np.flatnonzero(need)
+
+    def pick(x: Any) -> Any:
+        return x if np.ndim(x) == 0 and shape else np.broadcast_to(x, shape).reshape(-1)[idx]
+
+    new = update(*map(pick, values), **{name: pick(x) for name, x in inputs.items()})
+    out = []
+    for old, part in zip(values, new, strict=True):
+        full = np.array(np.broadcast_to(old, shape), dtype=float)
+        full.reshape(-1)[idx] = part
+        out.append(full)
+    return tuple(out)
+
+
+@cache
+def _gcd_table(width: int, height: int) -> np.ndarray:
+    """``gcd(p, q)`` for ``0 <= p <= width``, ``0 <= q <= height``, flat (index ``p (height
+    + 1) + q``): a lookup is ~5x faster than numpy's gcd over a block."""
+    return np.gcd.outer(np.arange(width + 1), np.arange(height + 1)).astype(np.float64).ravel()
+
+
+def grid(kernel: str, spec: HardwareSpec, params: dict[str, ArrayLike]) -> dict[str, Any]:
+    """Checked ring GEMM parameters as floats (Python floats for one configuration):
+    ``p, q, s`` and the virtual tile sides ``ms, ks, ns`` (elements), with ``odd = q mod
+    2``. Errors as :func:`~plummer.kernels._gemm.gemm_params` and :func:`virtual_sizes`
+    raise them, first rule first; the rules are checked at once and one by one only on
+    failure (so the message names the same parameter)."""
+    v = int_params(kernel, params, GEMM_PARAMETERS)
+    p, q, m, k, n = (v[name] for name in GEMM_PARAMETERS)
+    if all(isinstance(x, np.integer) for x in (p, q, m, k, n)):
+        p, q, m, k, n = int(p), int(q), int(m), int(k), int(n)
+        fits = 2 <= p <= spec.fabric_width and 2 <= q <= spec.fabric_height
+        s = math.lcm(p, q) if fits else 0
+        if not (fits and m % s == 0 and k % s == 0 and n % s == 0):
+            virtual_sizes(kernel, gemm_params(kernel, spec, params, square=False))
+        return {"p": float(p), "q": float(q), "s": float(s), "ms": float(m // s),
+                "ks": float(k // s), "ns": float(n // s), "odd": float(q % 2)}
+    if not (np.min(p) >= 2 and np.min(q) >= 2 and np.max(p) <= spec.fabric_width
+            and np.max(q) <= spec.fabric_height):
+        gemm_params(kernel, spec, params, square=False)  # raises, naming the parameter
+    table = _gcd_table(spec.fabric_width, spec.fabric_height)
+    divisor = table.take(p * (spec.fabric_height + 1) + q)
+    odd = q & 1
+    p, q = p.astype(np.float64), q.astype(np.float64)
+    s = p * q / divisor
+    shape = np.broadcast_shapes(np.shape(s), np.shape(m), np.shape(k), np.shape(n))
+    sides = np.empty((3, *shape))
+    for row, size in enumerate((m, k, n)):
+        np.divide(size, s, out=sides[row])
+    whole = np.floor(sides)
+    if not np.array_equal(whole, sides):
+        virtual_sizes(kernel, gemm_params(kernel, spec, params, square=False))
+    sides = whole
+    return {"p": p, "q": q, "s": s, "ms": sides[0], "ks": sides[1], "ns": sides[2], "odd": odd}

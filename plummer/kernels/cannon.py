@@ -39,12 +39,14 @@ from typing import Any
 from numpy.typing import ArrayLike
 
 from plummer.hardware import HardwareSpec
-from plummer.kernels._base import Cost, KernelRun, as_float, blockwise, floor, maximum, minimum
+from plummer.kernels._base import Cost, KernelRun, blockwise, maximum, minimum
 from plummer.kernels._gemm import GemmKernel
-from plummer.kernels._ring import line_ride, line_window, wrapped_line
+from plummer.kernels._ring import line_ride, line_window, quotient, residue, wrapped_line
 from plummer.kernels._virtual import (
     RingGemm,
     cannon_alignment,
+    grid,
+    on_subset,
     pxq_sweep,
     virtual_sizes,
 )
@@ -122,79 +124,62 @@ class Cannon(GemmKernel):
         longest path (``d cycles / d alpha``); memory is the executor's per core, as
         MeshGEMM's.
         """
-        v = self.params(spec, params)
-        grid = virtual_sizes(self.name, v)
-        p, q = as_float(v["p"]), as_float(v["q"])
-        s, bp, bq = as_float(grid["s"]), as_float(grid["bp"]), as_float(grid["bq"])
-        ms, ks, ns = as_float(grid["ms"]), as_float(grid["ks"]), as_float(grid["ns"])
+        g = grid(self.name, spec, params)
+        p, q, s, ms, ks, ns = g["p"], g["q"], g["s"], g["ms"], g["ks"], g["ns"]
+        bp, bq = s / p, s / q  # virtual columns and rows per core
         alpha = spec.alpha
-        a_col, b_row = ms * bq * ks, ks * ns * bp
+        a_col, b_row = ms * bq * ks, ks * ns * bp  # elements of the boundary column and row
         t_a, t_b = serialization_cycles(spec, a_col), serialization_cycles(spec, b_row)
-        c = spec.step_overhead_cycles + compute_cycles(
-            spec, a_col * ns * bp, bp * bq * ks, bp * bq * ks * ns
-        )
+        tiles = bp * bq * ks  # loops of a step's products
+        c = spec.step_overhead_cycles + compute_cycles(spec, a_col * ns * bp, tiles, tiles * ns)
         u = 2 * spec.message_overhead_cycles + t_a
-        last = s - 1
-        skew_hops = line_window(last, p)  # row 0's skew: S - 1 steps
+        last, longest = s - 1, maximum(s - 3, 0.0)
+        skew_hops = last + (p - 2) * bp  # row 0's skew, S - 1 steps: l_p(S - 1)
         x_max = last * u + alpha * skew_hops
-        skew_mean = last - bq * (q - 1) * 0.5  # mean steps over the rows
-        row_trip, col_trip = (2 * p - 2) / p, (2 * q - 2) / q  # mean hops of an edge
-        x_mean = skew_mean * (u + alpha * row_trip)
+        row_trip, col_trip = 2 - 2 / p, 2 - 2 / q  # mean hops of an edge
+        x_mean = (last - bq * (q - 1) * 0.5) * (u + alpha * row_trip)  # mean steps x a step
         products = s * c
+        edge_a, edge_b = alpha + t_a - c, alpha + t_b - c  # what a one-hop edge gains
 
-        # the products back to back, and the wave from the wrap-around (mean)
-        cycles, hops, stages = x_max + products, skew_hops, 2 * last
-        delta = (p - 1) * alpha + t_a - c
-        d = c - alpha - t_a
+        # the wave from the wrap-around: delta at a row's first low core, d less a core on
+        delta, d = (p - 2) * alpha + edge_a, -edge_a
         reach = minimum(p, last)  # cores a wave can reach: mu < min(p, S - 1)
         rising = d <= 0  # no decay: the wave reaches every core it can
-        safe = d + rising * (1.0 - d)  # d, or 1 where it does not decay
-        waves = rising * reach + (1 - rising) * -floor(-delta / safe)  # ceil(delta / d)
-        waves = minimum(waves, reach) * (delta > 0)
+        waves = rising * reach - (1 - rising) * quotient(-delta, d + rising * (1.0 - d))
+        waves = minimum(waves, reach) * (delta > 0)  # ceil(delta / d), at most reach
         wave = (waves * delta - d * waves * (waves - 1) * 0.5) / p
         # per row, the mean over its cores is at least its own start (X and the wave) and
         # B's chain from row 0's first product, which row I receives I (alpha + T_B) after
         # row 0 freed it: two lines in I, so the larger one summed over the rows, split
         # where they cross
-        slope_x = bq * (u + alpha * row_trip)  # a row starts this much before the previous
-        slope_b = alpha + t_b - c  # and B's chain gains this much a row
-        chain = slope_x + slope_b
-        longest_b = maximum(s - 3, 0.0)
-        rows_b = minimum(q - 1, longest_b)  # rows the chain can reach
+        chain = bq * (u + alpha * row_trip) + edge_b  # row I starts bq skew steps earlier
         climbs = chain > 0
         behind = c + wave  # the chain starts this far below row 0's own start
-        first = maximum(floor(behind / (chain + (1 - climbs))) + 1, 1.0)  # first row it wins
-        count = maximum(rows_b - first + 1, 0.0) * climbs
-        gained = count * -behind + chain * (first + rows_b) * count * 0.5
-        mean = x_mean + products + wave + gained / q
-        # an A tile ridden from row 0's skew (the wave's second core is its first peak)
-        ride, m = line_ride(alpha, t_a - c, last, p, last)
-        value = x_max + ride + products
-        cycles, hops = _select(cycles, value, (cycles, value), (hops, line_window(last + m, p)))
-        mean = maximum(mean, x_mean + last * (t_a - c + alpha * row_trip) + products)
-        # B ridden from time 0
-        ride, m = line_ride(alpha, t_b - c, last, q)
-        value = ride + products
-        cycles, hops, stages = _select(
-            cycles, value, (cycles, value), (hops, line_window(m, q)), (stages, 0.0)
-        )
-        mean = maximum(mean, last * (t_b - c + alpha * col_trip) + products)
-        # an A tile ridden m_A edges on row 0, then B ridden m_B edges from row 0 (its
-        # column's wrap-around is the q-th edge: the ride from start 1), m_A + m_B <= S - 3:
-        # one ride at its best or its first peak (just past a wrap-around), the other at
-        # its best over the edges left
-        longest = longest_b
-        best_ab, m_a, m_b = _two_rides(alpha, t_a - c, t_b - c, longest, p, q, last, 1.0)
-        value = x_max + best_ab + products - c
-        cycles, hops, stages = _select(
-            cycles, value, (cycles, value),
-            (hops, line_window(last + m_a, p) + line_window(1 + m_b, q) - line_window(1.0, q)),
-            (stages, 2 * last),
-        )
-        mean = maximum(mean, x_mean + longest * (t_b - c + alpha * col_trip) + products - c)
+        first = maximum(quotient(behind, chain + (1 - climbs)) + 1, 1.0)  # first row it wins
+        count = maximum(minimum(q - 1, longest) - first + 1, 0.0) * climbs
+        gained = count * (chain * (first + minimum(q - 1, longest)) * 0.5 - behind)
+        # the means: the products and the wave (or B's chain); the rides at their longest:
+        # A from the skew, B from time 0, B once row 0's first product is done
+        gain_a, gain_b = t_a - c + alpha * row_trip, t_b - c + alpha * col_trip
+        ahead = maximum(wave + gained / q, maximum(last * gain_a, longest * gain_b - c))
+        mean = products + maximum(x_mean + ahead, last * gain_b)
 
-        routes = 2.0 + 1.0 * (p >= 3) + 2.0 + 1.0 * (q >= 3)
-        memory = ms * ks * bq * (bp + 1) + ks * ns * bp * (bq + 1) + ms * bq * ns * bp
+        # An A tile ridden from row 0's skew: its first peak is 2 edges on, past the next
+        # wrap-around (the wave's second core), worth delta - d; it is the ride's best where
+        # an edge loses and a trip does not gain. B's rides gain nothing where its edges and
+        # trips lose, but from time 0 its first edge into row 0 crosses the wrap-around.
+        # Elsewhere (communication-bound) every ride is evaluated.
+        peak = ((p - 2) * alpha + 2 * edge_a) * (s >= 3)
+        cycles, hops, stages = x_max + products + maximum(peak, 0.0), skew_hops + p * (peak > 0), 2 * last
+        settled = ((edge_a + alpha * (row_trip - 1) < 0) & (edge_b + alpha * (col_trip - 1) < 0)
+                   & ((q - 2) * alpha + edge_b <= x_max))  # a trip loses, so does an edge
+        cycles, hops, stages = on_subset(
+            settled == 0, _rides, (cycles, hops, stages), alpha=alpha, t_a=t_a, t_b=t_b, c=c,
+            s=s, p=p, q=q, x_max=x_max, products=products,
+        )
+
+        routes = 6.0 - (p < 3) - (q < 3)
+        memory = a_col * (bp + 1) + b_row * (bq + 1) + ms * bq * (ns * bp)
         return Cost.make(
             spec,
             cycles=spec.launch_overhead_cycles + cycles,
@@ -226,10 +211,39 @@ class Cannon(GemmKernel):
 
 
 
+def _rides(
+    cycles: Any, hops: Any, stages: Any, *, alpha: float, t_a: Any, t_b: Any, c: Any, s: Any,
+    p: Any, q: Any, x_max: Any, products: Any,
+) -> tuple[Any, Any, Any]:
+    """The ride paths of :meth:`Cannon.cost`: the longest of ``cycles`` (with its ``hops``
+    and ``stages``) and an A tile ridden from row 0's skew, B ridden from time 0, or A then
+    B ridden from row 0."""
+    last = s - 1
+    ride, m = line_ride(alpha, t_a - c, last, p, last)
+    value = x_max + ride + products
+    cycles, hops = _select(cycles, value, (cycles, value), (hops, line_window(last + m, p)))
+    ride, m = line_ride(alpha, t_b - c, last, q)
+    value = ride + products
+    cycles, hops, stages = _select(
+        cycles, value, (cycles, value), (hops, line_window(m, q)), (stages, 0.0)
+    )
+    # an A tile ridden m_A edges on row 0, then B ridden m_B edges from row 0 (its column's
+    # wrap-around is the q-th edge: the ride from start 1), m_A + m_B <= S - 3: one ride at
+    # its best or its first peak (just past a wrap-around), the other at its best over the
+    # edges left
+    longest = maximum(s - 3, 0.0)
+    best_ab, m_a, m_b = _two_rides(alpha, t_a - c, t_b - c, longest, p, q, last, 1.0)
+    value = x_max + best_ab + products - c
+    return _select(
+        cycles, value, (cycles, value),
+        (hops, line_window(last + m_a, p) + line_window(1 + m_b, q) - line_window(1.0, q)),
+        (stages, 2 * last),
+    )
+
 def _first_peak(alpha: Any, gain: Any, longest: Any, n: Any, start: Any) -> tuple[Any, Any]:
     """The ride of :func:`~plummer.kernels._ring.line_ride` (same arguments) to just past
     its first wrap-around (or 0 edges if that is beyond ``longest``): value and length."""
-    m = (-start) % n + 1.0
+    m = residue(-start, n) + 1.0
     m = m * (m <= longest)
     return alpha * (line_window(start + m, n) - line_window(start, n)) + m * gain, m
 

@@ -32,13 +32,14 @@ from typing import Any
 from numpy.typing import ArrayLike
 
 from plummer.hardware import HardwareSpec
-from plummer.kernels._base import Cost, KernelRun, as_float, blockwise, maximum
+from plummer.kernels._base import Cost, KernelRun, blockwise, maximum
 from plummer.kernels._gemm import GemmKernel
 from plummer.kernels._ring import interleave, interleave_ride, interleave_window
 from plummer.kernels._virtual import (
     RingGemm,
     meshgemm_alignment,
-    meshgemm_steps,
+    grid,
+    on_subset,
     pxq_sweep,
     ring_gemm_routes,
     virtual_sizes,
@@ -116,65 +117,41 @@ class MeshGEMM(GemmKernel):
         virtual row ``S/p + 1`` A tiles (a window and the spare), per virtual column ``S/q +
         1`` B tiles, and C.
         """
-        v = self.params(spec, params)
-        grid = virtual_sizes(self.name, v)
-        p, q = as_float(v["p"]), as_float(v["q"])
-        s, bp, bq = as_float(grid["s"]), as_float(grid["bp"]), as_float(grid["bq"])
-        ms, ks, ns = as_float(grid["ms"]), as_float(grid["ks"]), as_float(grid["ns"])
+        g = grid(self.name, spec, params)
+        p, q, s, ms, ks, ns = g["p"], g["q"], g["s"], g["ms"], g["ks"], g["ns"]
+        bp, bq = s / p, s / q  # virtual columns and rows per core
         alpha = spec.alpha
         a_col, b_row = ms * bq * ks, ks * ns * bp  # elements of the boundary column and row
         t_a, t_b = serialization_cycles(spec, a_col), serialization_cycles(spec, b_row)
-        c = spec.step_overhead_cycles + compute_cycles(
-            spec, a_col * ns * bp, bp * bq * ks, bp * bq * ks * ns
-        )
-        steps = as_float(meshgemm_steps(v["p"], v["q"]))
+        tiles = bp * bq * ks  # loops of a step's products
+        c = spec.step_overhead_cycles + compute_cycles(spec, a_col * ns * bp, tiles, tiles * ns)
+        steps = s * 0.5 + g["odd"] * (bq * 0.5 - 1)  # meshgemm_steps: S/2, bq (q + 1)/2 - 1
         align_hops = interleave_window(steps, p)
         align = steps * (2 * spec.message_overhead_cycles + t_a)
         x_max = align + alpha * align_hops
-        x_mean = align + alpha * steps * (2 * p - 2) / p
+        x_mean = align + alpha * steps * (2 - 2 / p)
         products = s * c
-        last = s - 1
-        row_trip, col_trip = (2 * p - 2) / p, (2 * q - 2) / q  # mean hops of an edge
+        last, longest = s - 1, maximum(s - 3, 0.0)
 
         # the products back to back from the alignment
         cycles, hops, stages = x_max + products, align_hops, 2 * steps
-        mean = x_mean + products
-        # an A tile ridden, then the products
-        ride, m = interleave_ride(alpha, t_a - c, last, p)
-        value = x_max + ride + products
-        cycles, hops = _select(cycles, value, (cycles, value), (hops, align_hops + interleave_window(m, p)))
-        mean = maximum(mean, x_mean + last * (t_a - c + alpha * row_trip) + products)
-        # B ridden from time 0
-        ride, m = interleave_ride(alpha, t_b - c, last, q)
-        value = ride + products
-        cycles, hops, stages = _select(
-            cycles, value, (cycles, value), (hops, interleave_window(m, q)), (stages, 0.0)
+        # the means: the products; the rides at their longest: A from the alignment, B from
+        # time 0, B once the first product is done (mean edges of a ring: 2 - 2/n hops)
+        gain_a = t_a - c + alpha * (2 - 2 / p)
+        gain_b = t_b - c + alpha * (2 - 2 / q)
+        ahead = maximum(maximum(last * gain_a, longest * gain_b - c), 0.0)
+        mean = products + maximum(x_mean + ahead, last * gain_b)
+        # a ride can beat the products only where an edge gains: 2 alpha + T > c
+        cycles, hops, stages = on_subset(
+            2 * alpha + maximum(t_a, t_b) > c, _rides, (cycles, hops, stages), alpha=alpha,
+            t_a=t_a, t_b=t_b, c=c, s=s, p=p, q=q, steps=steps, x_max=x_max,
+            products=products, align_hops=align_hops,
         )
-        mean = maximum(mean, last * (t_b - c + alpha * col_trip) + products)
-        # an A tile ridden m_A edges, then (once its product is done) B ridden m_B edges,
-        # m_A + m_B <= S - 3: each ride at its best if both fit, else one shortened
-        longest = maximum(s - 3, 0.0)
-        ride_a, m_a = interleave_ride(alpha, t_a - c, longest, p, steps)
-        ride_b, m_b = interleave_ride(alpha, t_b - c, longest, q)
-        fit_b, n_b = interleave_ride(alpha, t_b - c, longest - m_a, q)
-        fit_a, n_a = interleave_ride(alpha, t_a - c, longest - m_b, p, steps)
-        first_a = ride_a + fit_b >= fit_a + ride_b  # keep A's best ride, shorten B's
-        both = m_a + m_b <= longest
-        m_a = m_a + (1 - both) * (1 - first_a) * (n_a - m_a)
-        m_b = m_b + (1 - both) * first_a * (n_b - m_b)
-        ride = ride_a + ride_b + (1 - both) * (
-            first_a * (fit_b - ride_b) + (1 - first_a) * (fit_a - ride_a))
-        value = align + alpha * align_hops + ride + products - c
-        cycles, hops, stages = _select(
-            cycles, value, (cycles, value),
-            (hops, interleave_window(steps + m_a, p) + interleave_window(m_b, q)), (stages, 2 * steps),
-        )
-        mean = maximum(mean, x_mean + longest * (t_b - c + alpha * col_trip) + products - c)
 
         # routes: 4 row colors on a 2-core row, else 6 (3 per direction); 2 column colors
         # on a 2- or 3-core column, else 3 (the tests check this against the exact count)
-        routes = 4.0 + 2.0 * (p >= 3) + 2.0 + 1.0 * (q >= 4)
-        memory = ms * ks * bq * (bp + 1) + ks * ns * bp * (bq + 1) + ms * bq * ns * bp
+        routes = 9.0 - 2.0 * (p < 3) - (q < 4)
+        memory = a_col * (bp + 1) + b_row * (bq + 1) + ms * bq * (ns * bp)
         return Cost.make(
             spec,
             cycles=spec.launch_overhead_cycles + cycles,
@@ -204,3 +181,40 @@ class MeshGEMM(GemmKernel):
         virtual_sizes(self.name, v)
         return PROGRAM.execute(spec, v, seed, trace)
 
+
+
+def _rides(
+    cycles: Any, hops: Any, stages: Any, *, alpha: float, t_a: Any, t_b: Any, c: Any, s: Any,
+    p: Any, q: Any, steps: Any, x_max: Any, products: Any, align_hops: Any,
+) -> tuple[Any, Any, Any]:
+    """The ride paths of :meth:`MeshGEMM.cost`: the longest of ``cycles`` (with its ``hops``
+    and ``stages``) and an A tile ridden, B ridden from time 0, or A then B ridden."""
+    last = s - 1
+    # an A tile ridden, then the products
+    ride, m = interleave_ride(alpha, t_a - c, last, p)
+    value = x_max + ride + products
+    cycles, hops = _select(cycles, value, (cycles, value), (hops, align_hops + interleave_window(m, p)))
+    # B ridden from time 0
+    ride, m = interleave_ride(alpha, t_b - c, last, q)
+    value = ride + products
+    cycles, hops, stages = _select(
+        cycles, value, (cycles, value), (hops, interleave_window(m, q)), (stages, 0.0)
+    )
+    # an A tile ridden m_A edges, then (once its product is done) B ridden m_B edges,
+    # m_A + m_B <= S - 3: each ride at its best if both fit, else one shortened
+    longest = maximum(s - 3, 0.0)
+    ride_a, m_a = interleave_ride(alpha, t_a - c, longest, p, steps)
+    ride_b, m_b = interleave_ride(alpha, t_b - c, longest, q)
+    fit_b, n_b = interleave_ride(alpha, t_b - c, longest - m_a, q)
+    fit_a, n_a = interleave_ride(alpha, t_a - c, longest - m_b, p, steps)
+    first_a = ride_a + fit_b >= fit_a + ride_b  # keep A's best ride, shorten B's
+    both = m_a + m_b <= longest
+    m_a = m_a + (1 - both) * (1 - first_a) * (n_a - m_a)
+    m_b = m_b + (1 - both) * first_a * (n_b - m_b)
+    ride = ride_a + ride_b + (1 - both) * (
+        first_a * (fit_b - ride_b) + (1 - first_a) * (fit_a - ride_a))
+    value = x_max + ride + products - c
+    return _select(
+        cycles, value, (cycles, value),
+        (hops, interleave_window(steps + m_a, p) + interleave_window(m_b, q)), (stages, 2 * steps),
+    )
