@@ -413,19 +413,19 @@ def gemmt_b_bound(
 
 
 def _latest(candidates: list[tuple[Any, Any, Any, Any]]) -> tuple[Any, Any, Any, Any]:
-    """The latest of ``(time, hops, stages, products)`` candidates; among times within 1e-9,
-    the most hops, then the most stages (the slopes from above, as :func:`~plummer.kernels.
-    _maxplus.latest`)."""
+    """The latest of ``(time, hops, stages, products)`` candidates (the first, on a tie)."""
     if type(candidates[-1][0]) is float:
-        best = max(candidate[0] for candidate in candidates)
-        tolerance = 1e-9 * max(1.0, abs(best))
-        return max((c for c in candidates if c[0] >= best - tolerance), key=lambda c: (c[1], c[2]))
+        return max(candidates, key=lambda candidate: candidate[0])
     value, hop, stage, count = (np.array(np.broadcast_arrays(*parts)) for parts in zip(*candidates))
-    best = value.max(axis=0)
-    tied = value >= best - 1e-9 * np.maximum(1.0, np.abs(best))
-    most_hops = np.where(tied, hop, -1.0).max(axis=0)
-    pick = np.argmax(np.where(tied & (hop == most_hops), stage, -1.0), axis=0)[None]
-    return best, *(np.take_along_axis(x, pick, axis=0)[0] for x in (hop, stage, count))
+    pick = np.argmax(value, axis=0)[None]
+    return tuple(np.take_along_axis(x, pick, axis=0)[0] for x in (value, hop, stage, count))
+
+
+def gemmt_waits(spec: HardwareSpec, q: Any, c: Any, t: Any, t_b: Any) -> Any:
+    """Where a B tile may arrive after its product could start: ``c + T < h alpha + T_B``
+    (``h = 2`` hops per ring edge, 1 on a ring of two), the complement of
+    :func:`gemmt_no_wait`'s condition."""
+    return c + t < minimum(q - 1, 2.0) * spec.alpha + t_b
 
 
 def gemmt_routes(p: Any, q: Any) -> Any:
@@ -503,7 +503,7 @@ class GEMMT(GemmKernel):
         t, t_b = serialization_cycles(spec, mn), serialization_cycles(spec, kn)
         end, mean, hops, stages = gemmt_no_wait(spec, p, q, c, t)
         products = q
-        waits = c + t < minimum(q - 1, 2.0) * spec.alpha + t_b
+        waits = gemmt_waits(spec, q, c, t, t_b)
         if type(waits) is bool:
             if waits:
                 end, mean, hops, stages, products = gemmt_b_bound(spec, p, q, c, t, t_b)
