@@ -173,11 +173,12 @@ def _pick(condition: Any, yes: Any, no: Any) -> Any:
     return np.where(condition, yes, no)
 
 
-def _sum_max_2i(p: Any, k: Any) -> Any:
-    """``sum_{i < k} max(p - 1, 2 i)`` (hops, over the first ``k`` row residues): ``2 i``
-    wins from ``i = h = ceil(p / 2)``."""
-    h = floor((p + 1) * 0.5)
-    return (p - 1) * minimum(k, h) + maximum(0.0, k * (k - 1) - h * (h - 1))
+def _sum_max_2i(p: Any, k: Any, p1: Any = None) -> Any:
+    """``S(k) = sum_{i < k} max(p - 1, 2 i)`` (hops, over the first ``k`` row residues): ``2 i``
+    wins from ``i = h = ceil(p / 2)``; ``(S(k), h)``."""
+    half = floor((p + 1) * 0.5)
+    low = half * (half - 1)
+    return (p - 1 if p1 is None else p1) * minimum(k, half) + maximum(k * (k - 1), low) - low, half
 
 
 def _sum_max_mirror(p: Any, k: Any) -> Any:
@@ -185,6 +186,31 @@ def _sum_max_mirror(p: Any, k: Any) -> Any:
     h = floor((p + 1) * 0.5)
     low = minimum(k, h)
     return low * (p - 1) - low * (low - 1) * 0.5 + maximum(0.0, k * (k - 1) - h * (h - 1)) * 0.5
+
+
+def _sum_long(u: float, beta: float, p: Any, e: Any, f: Any, top: Any) -> Any:
+    """``u sum H - beta sum N`` over all cores for q > p (:func:`gemmt_no_wait`), by Horner
+    in F, e and p, with ``S(p - 1) = (5p^2 - 12p + 8 - [p odd]) / 4`` folded in."""
+    p1 = p - 1
+    s_e, half = _sum_max_2i(p, e, p1)
+    pp, ep, up = p * p, e * p, u * p
+    some = 1.0 * (e >= 1)  # numpy adds two bools as "or"
+    b2 = 2 * beta
+    return f * (f * pp * (2 * up - (2 * u + b2))
+                + p * (((u / 12) * p + (0.75 * u - 1.5 * beta)) * p + (1.5 * beta - u / 3) - (u / 2) * half)
+                + ep * (4 * up - (2 * u + b2)) - (beta * pp) * (some + top) - beta) \
+        + up * (s_e + maximum(p1, 2 * e)) \
+        + e * (e * (e * (4 * u / 3) + (3 * u - b2)) + ((-u / 2 * p - (1.5 * u + b2)) * p + (5 * u / 3 - beta))) \
+        + p * ((-0.5 * u) * p + (0.5 * u - b2)) + (0.5 * beta) * top * (p * p1) + beta * (1 + some * p1)
+
+
+def _sum_short(u: float, beta: float, p: Any, e: Any) -> Any:
+    """``u sum H - beta sum N`` over all cores for q <= p (:func:`gemmt_no_wait`)."""
+    p1 = p - 1
+    s_e, _ = _sum_max_2i(p, e, p1)
+    return u * ((e + 1) * (s_e + maximum(p1 - e, e)) + 0.5 * p1 * (p - 2)) - beta * p \
+        + e * (e * (e * (4 * u / 3) + (3 * u - 2.5 * beta) - u * p) + ((u / 2 * p - (2.5 * u + beta)) * p
+                                                                  + (8 * u / 3 - 1.5 * beta)))
 
 
 def gemmt_no_wait(
@@ -269,23 +295,17 @@ def gemmt_no_wait(
     hops = 2 * q + p - 4 - f2 + first
     moves = 2 + f2 + top * (p >= 3) - first
     end = steps + hops * u - moves * beta
-    # u sum H - beta sum N over all cores, by Horner in F, e and p (S(p - 1) = (5p^2 - 12p
-    # + 8 - [p odd]) / 4 folded in); S(e) = sum_{i < e} max(p - 1, 2i)
-    half = floor((p + 1) * 0.5)
-    low = half * (half - 1)
-    s_e = p1 * minimum(e, half) + maximum(e * (e - 1), low) - low
-    ep, up, cube = e * p, u * p, e * (4 * u / 3)
-    some = 1.0 * (e >= 1)  # numpy adds two bools as "or"
-    b2, half_top = 2 * beta, (0.5 * beta) * top
-    many = f * (f * p * p * (2 * up - (2 * u + b2))
-                + p * ((u / 12 * p + (u / 2 - 1.5 * beta)) * p + (1.5 * beta - u / 3) - u / 4 * (2 * half - p))
-                + ep * (4 * up - (2 * u + b2)) - beta * p * p * (some + top) - beta) \
-        + up * (s_e + maximum(p1, 2 * e)) \
-        + e * (e * (cube + (3 * u - b2)) + ((-u / 2 * p - (1.5 * u + b2)) * p + (5 * u / 3 - beta))) \
-        + p * ((half_top - 0.5 * u) * p + (0.5 * u - b2 - half_top)) + beta * (1 + some * p1)
-    few = u * ((e + 1) * (s_e + maximum(p1 - e, e)) + 0.5 * p1 * (p - 2)) - beta * p \
-        + e * (e * (cube + (3 * u - 2.5 * beta) - up) + ((u / 2 * p - (2.5 * u + beta)) * p + (8 * u / 3 - 1.5 * beta)))
-    mean = steps + _pick(f == 0, few, many) / (p * q)
+    # u sum H - beta sum N over all cores: one of two polynomials, q > p or not
+    short = f == 0
+    if type(short) is bool:
+        total = _sum_short(u, beta, p, e) if short else _sum_long(u, beta, p, e, f, top)
+    elif short.all():
+        total = _sum_short(u, beta, p, e)
+    elif not short.any():
+        total = _sum_long(u, beta, p, e, f, top)
+    else:  # masks cost more than the shorter polynomial everywhere
+        total = np.where(short, _sum_short(u, beta, p, e), _sum_long(u, beta, p, e, f, top))
+    mean = steps + total / (p * q)
     return end, mean, hops, hops + q - moves
 
 
@@ -391,10 +411,10 @@ def gemmt_b_bound(
     block = floor((mark - 1) / p)
     crossing = maximum(0.0, minimum(q - 1, (block + 1) * p - 1) - mark + 1)
     shift = ((per_edge - c - w) * residues - alpha * crossing
-             - u * (whole * _sum_max_2i(p, p) + _sum_max_2i(p, rest) - q * (p - 1)) + beta * whole)
+             - u * (whole * _sum_max_2i(p, p)[0] + _sum_max_2i(p, rest)[0] - q * (p - 1)) + beta * whole)
     # cores whose no-wait path does not pass column 0 at the first zero-root step
     fix = _pick((q >= p + 1) & (q <= 2 * p - 1), beta * (p - 2), 0.0)
-    fix = fix + _pick(q < p, (p - q) * u * (_sum_max_2i(p, q - 1) - (q - 1) * (p - 1))
+    fix = fix + _pick(q < p, (p - q) * u * (_sum_max_2i(p, q - 1)[0] - (q - 1) * (p - 1))
                       + beta * (q - 1) * (q - 2) * 0.5, 0.0)
     # row q - 1 of a mesh with q <= p: the first zero-root step is its last step
     ee = q - 1
