@@ -29,7 +29,8 @@ def waits(spec, p, q, mt, kt, nt):
     """Where the no-wait condition ``c + T >= h alpha + T_B`` fails (the kernel's test)."""
     mt, kt, nt = (np.asarray(x, dtype=float) for x in (mt, kt, nt))
     c = spec.step_overhead_cycles + compute_cycles(spec, mt * kt * nt, kt, kt * nt)
-    return gemmt_waits(spec, float(q), c, serialization_cycles(spec, mt * nt), serialization_cycles(spec, kt * nt))
+    t, t_b = serialization_cycles(spec, mt * nt), serialization_cycles(spec, kt * nt)
+    return gemmt_waits(spec, float(q), c, t, t_b)
 
 
 def stress_spec(rng):
@@ -42,7 +43,9 @@ def stress_spec(rng):
     )
 
 
-@pytest.mark.parametrize("p,q", [(2, 2), (3, 3), (4, 4), (7, 7), (2, 5), (5, 2), (3, 8), (8, 3), (4, 6), (6, 4)])
+@pytest.mark.parametrize(
+    "p,q", [(2, 2), (3, 3), (4, 4), (7, 7), (2, 5), (5, 2), (3, 8), (8, 3), (4, 6), (6, 4)]
+)
 def test_output_is_exact(p, q):
     for mt, kt, nt in [(1, 1, 1), (2, 3, 1), (4, 4, 4)]:
         run = KERNEL.execute(BARE, seed=p + q, **config(p, q, mt, kt, nt))
@@ -73,9 +76,11 @@ def test_closed_form_equals_executor_on_the_sweep(spec):
 
 
 def test_hops_and_stages_are_the_executors_critical_path():
-    for spec, cfg in ((PRESET, config(5, 5, 2, 3, 1)), (BARE, config(7, 7, 4, 4, 4)), (PRESET, config(4, 9, 2, 2, 2)),
-                      (PRESET, config(9, 4, 1, 2, 3)), (PRESET, config(3, 7, 4, 4, 4)), (PRESET, config(2, 5, 4, 4, 4)),
-                      (PRESET, config(6, 2, 4, 4, 4))):
+    cases = [(PRESET, (5, 5, 2, 3, 1)), (BARE, (7, 7, 4, 4, 4)), (PRESET, (4, 9, 2, 2, 2)),
+             (PRESET, (9, 4, 1, 2, 3)), (PRESET, (3, 7, 4, 4, 4)), (PRESET, (2, 5, 4, 4, 4)),
+             (PRESET, (6, 2, 4, 4, 4))]
+    for spec, shape in cases:
+        cfg = config(*shape)
         cost = KERNEL.cost(spec, **cfg)
         assert slope(KERNEL, spec, cfg, "alpha") == pytest.approx(float(cost.hops), abs=1e-3), cfg
         assert slope(KERNEL, spec, cfg, "beta") == pytest.approx(float(cost.routing_stages), abs=1e-3), cfg
@@ -153,8 +158,9 @@ def test_one_configuration_equals_its_element_of_an_array():
     for spec in (CALIBRATED, BARE.replace(fma_per_cycle=8.0)):
         p, q = rng.integers(2, 40, 50), rng.integers(2, 40, 50)
         mt = rng.integers(1, 9, p.size)
-        cfg = {"p": p, "q": q, "m": q * mt, "k": p * rng.integers(1, 9, p.size), "n": q * rng.integers(1, 9, p.size)}
-        slow = [waits(spec, int(p[i]), int(q[i]), mt[i], cfg["k"][i] // p[i], cfg["n"][i] // q[i]) for i in range(p.size)]
+        kt, nt = rng.integers(1, 9, (2, p.size))
+        cfg = {"p": p, "q": q, "m": q * mt, "k": p * kt, "n": q * nt}
+        slow = [waits(spec, int(p[i]), int(q[i]), mt[i], kt[i], nt[i]) for i in range(p.size)]
         assert sum(slow) == 0 if spec is CALIBRATED else sum(slow) > 10
         whole = KERNEL.cost(spec, **cfg)
         for i in range(p.size):

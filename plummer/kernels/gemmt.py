@@ -21,7 +21,9 @@ The root follows the B block, not the step: C block (I, b) lives at column ``b m
 every row I. When p = q this is the square kernel's rotating root, ``(I - s) mod p``. For
 p != q the alternative, ``(I - s) mod p``, breaks at the ring's wrap when p does not divide
 q (row q - 1 hands its B tile to row 0, whose roots do not continue row q - 1's), and the B
-tiles can then arrive late even with a long product (measured: up to 5% on the makespan):
+tiles can then arrive late even where the condition below holds (measured with that
+scheme's recurrence at the condition's edge, p about 20 and q about 2p: up to 5% on the
+makespan):
 with the root on the block, row I at step s + 1 has exactly the roots row I - 1 had at step
 s, for every I, which is what :func:`gemmt_no_wait`'s condition rests on. The C layout is
 also static: column x holds the blocks ``b = x mod p`` of every row, ``ceil(q / p)`` of them
@@ -200,7 +202,8 @@ def _sum_long(u: float, beta: float, p: Any, e: Any, f: Any, top: Any) -> Any:
                 + p * (((u / 12) * p + (0.75 * u - 1.5 * beta)) * p + (1.5 * beta - u / 3) - (u / 2) * half)
                 + ep * (4 * up - (2 * u + b2)) - (beta * pp) * (some + top) - beta) \
         + up * (s_e + maximum(p1, 2 * e)) \
-        + e * (e * (e * (4 * u / 3) + (3 * u - b2)) + ((-u / 2 * p - (1.5 * u + b2)) * p + (5 * u / 3 - beta))) \
+        + e * (e * (e * (4 * u / 3) + (3 * u - b2))
+               + ((-u / 2 * p - (1.5 * u + b2)) * p + (5 * u / 3 - beta))) \
         + p * ((-0.5 * u) * p + (0.5 * u - b2)) + (0.5 * beta) * top * (p * p1) + beta * (1 + some * p1)
 
 
@@ -465,6 +468,11 @@ class GEMMT(GemmKernel):
         >>> cost = GEMMT().cost(load_hardware("wse3"), p=660, q=660, m=660 * 16, k=660 * 4, n=660 * 16)
         >>> float(cost.hops), float(cost.routing_stages)  # 3P - 4 and 4P - 7
         (1976.0, 2633.0)
+        >>> tall = GEMMT().cost(load_hardware("wse3"), p=128, q=660, m=660 * 16, k=128 * 4, n=660 * 16)
+        >>> float(tall.hops)  # 2q + p - 4 - 2F with F = floor(659 / 128) = 5
+        1434.0
+        >>> float(tall.memory_per_core_bytes)  # 2 B x (A 64 + B 2 x 64 + (1 + 6 C blocks) x 256)
+        3968.0
     """
 
     name = "gemm-t"
@@ -480,9 +488,12 @@ class GEMMT(GemmKernel):
         require(self.name, q >= 2, "q", q, "must be >= 2 (a mesh of at least 2x2)")
         require(self.name, p <= spec.fabric_width, "p", p, f"exceeds the fabric width {spec.fabric_width}")
         require(self.name, q <= spec.fabric_height, "q", q, f"exceeds the fabric height {spec.fabric_height}")
-        require(self.name, m % q == 0, "m", m, "must be a multiple of the mesh height q (A's rows over the rows)")
-        require(self.name, k % p == 0, "k", k, "must be a multiple of the mesh width p (the shared dimension over the columns)")
-        require(self.name, n % q == 0, "n", n, "must be a multiple of the mesh height q (B's rows in q blocks)")
+        require(self.name, m % q == 0, "m", m,
+                "must be a multiple of the mesh height q (A's rows over the rows)")
+        require(self.name, k % p == 0, "k", k,
+                "must be a multiple of the mesh width p (the shared dimension over the columns)")
+        require(self.name, n % q == 0, "n", n,
+                "must be a multiple of the mesh height q (B's rows in q blocks)")
         return v
 
     def _sizes(self, spec: HardwareSpec, params: dict[str, ArrayLike]) -> tuple[Any, ...]:
@@ -513,7 +524,8 @@ class GEMMT(GemmKernel):
         ``c = step_overhead + compute_cycles(Mt Kt Nt, Kt, Kt Nt)``, ``T = T(Mt Nt)``, ``T_B
         = T(Nt Kt)``; ``cycles = launch + end``, ``mean_core_cycles = launch + mean``;
         ``hops`` and ``routing_stages`` those of the latest core's critical path (``d cycles
-        / d alpha`` and ``/ d beta``); ``compute_cycles`` the products on it (q). Memory: A,
+        / d alpha`` and ``/ d beta``); ``compute_cycles`` the products on it (q of them, fewer
+        on a B-bound path that rides the ring before its row). Memory: A,
         two B buffers, the partial and ``ceil(q / p)`` C blocks (column x owns the blocks
         ``b = x mod p``). Routes: :func:`gemmt_routes`.
         """
@@ -533,7 +545,8 @@ class GEMMT(GemmKernel):
             products = np.array(np.broadcast_to(q, shape))
             where = np.broadcast_to(waits, shape)
             parts = (np.broadcast_to(x, shape)[where] for x in (p, q, c, t, t_b))
-            for out, part in zip((end, mean, hops, stages, products), gemmt_b_bound(spec, *parts), strict=True):
+            bound = gemmt_b_bound(spec, *parts)
+            for out, part in zip((end, mean, hops, stages, products), bound, strict=True):
                 out[where] = part
         blocks_c = floor((q - 1) / p) + 1
         return Cost.make(
