@@ -10,8 +10,8 @@ from _support import BARE, CALIBRATED, PRESET, random_spec, slope
 from plummer.errors import SpecError
 from plummer.kernels._base import BLOCK_SIZE
 from plummer.kernels._maxplus import per_mesh
-from plummer.kernels.gemmt import GEMMT, _gemmt_timing
-from plummer.mesh import compute_cycles
+from plummer.kernels.gemmt import GEMMT, _gemmt_timing, gemmt_waits
+from plummer.mesh import compute_cycles, serialization_cycles
 
 KERNEL = GEMMT()
 
@@ -26,10 +26,11 @@ def config(p: int, q: int, mt: int, kt: int, nt: int) -> dict[str, int]:
 
 
 def waits(spec, p, q, mt, kt, nt):
-    """Where the no-wait condition ``c + T >= h alpha + T_B`` fails."""
+    """Where the no-wait condition ``c + T >= h alpha + T_B`` fails (the kernel's test)."""
     mt, kt, nt = (np.asarray(x, dtype=float) for x in (mt, kt, nt))
     c = spec.step_overhead_cycles + compute_cycles(spec, mt * kt * nt, kt, kt * nt)
-    return c + mt * nt < min(q - 1, 2) * spec.alpha + kt * nt  # wire 4 B, link 4 B/cycle
+    t, t_b = serialization_cycles(spec, mt * nt), serialization_cycles(spec, kt * nt)
+    return gemmt_waits(spec, float(q), c, t, t_b)
 
 
 def stress_spec(rng):
@@ -42,7 +43,9 @@ def stress_spec(rng):
     )
 
 
-@pytest.mark.parametrize("p,q", [(2, 2), (3, 3), (4, 4), (7, 7), (2, 5), (5, 2), (3, 8), (8, 3), (4, 6), (6, 4)])
+@pytest.mark.parametrize(
+    "p,q", [(2, 2), (3, 3), (4, 4), (7, 7), (2, 5), (5, 2), (3, 8), (8, 3), (4, 6), (6, 4)]
+)
 def test_output_is_exact(p, q):
     for mt, kt, nt in [(1, 1, 1), (2, 3, 1), (4, 4, 4)]:
         run = KERNEL.execute(BARE, seed=p + q, **config(p, q, mt, kt, nt))
@@ -73,9 +76,11 @@ def test_closed_form_equals_executor_on_the_sweep(spec):
 
 
 def test_hops_and_stages_are_the_executors_critical_path():
-    for spec, cfg in ((PRESET, config(5, 5, 2, 3, 1)), (BARE, config(7, 7, 4, 4, 4)), (PRESET, config(4, 9, 2, 2, 2)),
-                      (PRESET, config(9, 4, 1, 2, 3)), (PRESET, config(3, 7, 4, 4, 4)), (PRESET, config(2, 5, 4, 4, 4)),
-                      (PRESET, config(6, 2, 4, 4, 4))):
+    cases = [(PRESET, (5, 5, 2, 3, 1)), (BARE, (7, 7, 4, 4, 4)), (PRESET, (4, 9, 2, 2, 2)),
+             (PRESET, (9, 4, 1, 2, 3)), (PRESET, (3, 7, 4, 4, 4)), (PRESET, (2, 5, 4, 4, 4)),
+             (PRESET, (6, 2, 4, 4, 4))]
+    for spec, shape in cases:
+        cfg = config(*shape)
         cost = KERNEL.cost(spec, **cfg)
         assert slope(KERNEL, spec, cfg, "alpha") == pytest.approx(float(cost.hops), abs=1e-3), cfg
         assert slope(KERNEL, spec, cfg, "beta") == pytest.approx(float(cost.routing_stages), abs=1e-3), cfg
@@ -148,12 +153,15 @@ def test_b_bound_is_a_lower_bound_within_its_stated_figures():
 
 def test_one_configuration_equals_its_element_of_an_array():
     """One configuration runs in plain Python numbers, an array in numpy: the same doubles,
-    field by field, in both regimes (the bare spec makes small tiles wait for B)."""
+    field by field, in both regimes (with 8 FMAs per cycle and no overheads, B tiles wait)."""
     rng = np.random.default_rng(7)
-    for spec in (CALIBRATED, BARE):
+    for spec in (CALIBRATED, BARE.replace(fma_per_cycle=8.0)):
         p, q = rng.integers(2, 40, 50), rng.integers(2, 40, 50)
-        cfg = {"p": p, "q": q, "m": q * rng.integers(1, 9, p.size), "k": p * rng.integers(1, 9, p.size),
-               "n": q * rng.integers(1, 9, p.size)}
+        mt = rng.integers(1, 9, p.size)
+        kt, nt = rng.integers(1, 9, (2, p.size))
+        cfg = {"p": p, "q": q, "m": q * mt, "k": p * kt, "n": q * nt}
+        slow = [waits(spec, int(p[i]), int(q[i]), mt[i], kt[i], nt[i]) for i in range(p.size)]
+        assert sum(slow) == 0 if spec is CALIBRATED else sum(slow) > 10
         whole = KERNEL.cost(spec, **cfg)
         for i in range(p.size):
             one = KERNEL.cost(spec, **{name: int(value[i]) for name, value in cfg.items()})
@@ -188,7 +196,9 @@ def test_no_b_tile_waits_for_llm_configurations():
     p, q = rng.integers(2, PRESET.fabric_width + 1, 100_000), rng.integers(2, PRESET.fabric_height + 1, 100_000)
     mt, kt, nt = rng.integers(4, 33, (3, p.size))
     cost = KERNEL.cost(PRESET, p=p, q=q, m=q * mt, k=p * kt, n=q * nt)
-    assert np.all(cost.cycles > cost.compute_cycles) and np.all(cost.compute_cycles == q * (cost.compute_cycles / q))
+    c = PRESET.step_overhead_cycles + compute_cycles(PRESET, mt * kt * nt, kt, kt * nt)
+    assert np.array_equal(cost.compute_cycles, q * c)  # q products on the path: no B wait taken
+    assert np.all(cost.cycles > cost.compute_cycles)
 
 
 def test_bad_inputs_name_the_parameter():

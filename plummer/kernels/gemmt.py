@@ -21,7 +21,9 @@ The root follows the B block, not the step: C block (I, b) lives at column ``b m
 every row I. When p = q this is the square kernel's rotating root, ``(I - s) mod p``. For
 p != q the alternative, ``(I - s) mod p``, breaks at the ring's wrap when p does not divide
 q (row q - 1 hands its B tile to row 0, whose roots do not continue row q - 1's), and the B
-tiles can then arrive late even with a long product (measured: up to 5% on the makespan):
+tiles can then arrive late even where the condition below holds (measured with that
+scheme's recurrence at the condition's edge, p about 20 and q about 2p: up to 5% on the
+makespan):
 with the root on the block, row I at step s + 1 has exactly the roots row I - 1 had at step
 s, for every I, which is what :func:`gemmt_no_wait`'s condition rests on. The C layout is
 also static: column x holds the blocks ``b = x mod p`` of every row, ``ceil(q / p)`` of them
@@ -173,11 +175,12 @@ def _pick(condition: Any, yes: Any, no: Any) -> Any:
     return np.where(condition, yes, no)
 
 
-def _sum_max_2i(p: Any, k: Any) -> Any:
-    """``sum_{i < k} max(p - 1, 2 i)`` (hops, over the first ``k`` row residues): ``2 i``
-    wins from ``i = h = ceil(p / 2)``."""
-    h = floor((p + 1) * 0.5)
-    return (p - 1) * minimum(k, h) + maximum(0.0, k * (k - 1) - h * (h - 1))
+def _sum_max_2i(p: Any, k: Any, p1: Any = None) -> Any:
+    """``S(k) = sum_{i < k} max(p - 1, 2 i)`` (hops, over the first ``k`` row residues): ``2 i``
+    wins from ``i = h = ceil(p / 2)``; ``(S(k), h)``."""
+    half = floor((p + 1) * 0.5)
+    low = half * (half - 1)
+    return (p - 1 if p1 is None else p1) * minimum(k, half) + maximum(k * (k - 1), low) - low, half
 
 
 def _sum_max_mirror(p: Any, k: Any) -> Any:
@@ -185,6 +188,32 @@ def _sum_max_mirror(p: Any, k: Any) -> Any:
     h = floor((p + 1) * 0.5)
     low = minimum(k, h)
     return low * (p - 1) - low * (low - 1) * 0.5 + maximum(0.0, k * (k - 1) - h * (h - 1)) * 0.5
+
+
+def _sum_long(u: float, beta: float, p: Any, e: Any, f: Any, top: Any) -> Any:
+    """``u sum H - beta sum N`` over all cores for q > p (:func:`gemmt_no_wait`), by Horner
+    in F, e and p, with ``S(p - 1) = (5p^2 - 12p + 8 - [p odd]) / 4`` folded in."""
+    p1 = p - 1
+    s_e, half = _sum_max_2i(p, e, p1)
+    pp, ep, up = p * p, e * p, u * p
+    some = 1.0 * (e >= 1)  # numpy adds two bools as "or"
+    b2 = 2 * beta
+    return f * (f * pp * (2 * up - (2 * u + b2))
+                + p * (((u / 12) * p + (0.75 * u - 1.5 * beta)) * p + (1.5 * beta - u / 3) - (u / 2) * half)
+                + ep * (4 * up - (2 * u + b2)) - (beta * pp) * (some + top) - beta) \
+        + up * (s_e + maximum(p1, 2 * e)) \
+        + e * (e * (e * (4 * u / 3) + (3 * u - b2))
+               + ((-u / 2 * p - (1.5 * u + b2)) * p + (5 * u / 3 - beta))) \
+        + p * ((-0.5 * u) * p + (0.5 * u - b2)) + (0.5 * beta) * top * (p * p1) + beta * (1 + some * p1)
+
+
+def _sum_short(u: float, beta: float, p: Any, e: Any) -> Any:
+    """``u sum H - beta sum N`` over all cores for q <= p (:func:`gemmt_no_wait`)."""
+    p1 = p - 1
+    s_e, _ = _sum_max_2i(p, e, p1)
+    return u * ((e + 1) * (s_e + maximum(p1 - e, e)) + 0.5 * p1 * (p - 2)) - beta * p \
+        + e * (e * (e * (4 * u / 3) + (3 * u - 2.5 * beta) - u * p) + ((u / 2 * p - (2.5 * u + beta)) * p
+                                                                  + (8 * u / 3 - 1.5 * beta)))
 
 
 def gemmt_no_wait(
@@ -269,23 +298,17 @@ def gemmt_no_wait(
     hops = 2 * q + p - 4 - f2 + first
     moves = 2 + f2 + top * (p >= 3) - first
     end = steps + hops * u - moves * beta
-    # u sum H - beta sum N over all cores, by Horner in F, e and p (S(p - 1) = (5p^2 - 12p
-    # + 8 - [p odd]) / 4 folded in); S(e) = sum_{i < e} max(p - 1, 2i)
-    half = floor((p + 1) * 0.5)
-    low = half * (half - 1)
-    s_e = p1 * minimum(e, half) + maximum(e * (e - 1), low) - low
-    ep, up, cube = e * p, u * p, e * (4 * u / 3)
-    some = 1.0 * (e >= 1)  # numpy adds two bools as "or"
-    b2, half_top = 2 * beta, (0.5 * beta) * top
-    many = f * (f * p * p * (2 * up - (2 * u + b2))
-                + p * ((u / 12 * p + (u / 2 - 1.5 * beta)) * p + (1.5 * beta - u / 3) - u / 4 * (2 * half - p))
-                + ep * (4 * up - (2 * u + b2)) - beta * p * p * (some + top) - beta) \
-        + up * (s_e + maximum(p1, 2 * e)) \
-        + e * (e * (cube + (3 * u - b2)) + ((-u / 2 * p - (1.5 * u + b2)) * p + (5 * u / 3 - beta))) \
-        + p * ((half_top - 0.5 * u) * p + (0.5 * u - b2 - half_top)) + beta * (1 + some * p1)
-    few = u * ((e + 1) * (s_e + maximum(p1 - e, e)) + 0.5 * p1 * (p - 2)) - beta * p \
-        + e * (e * (cube + (3 * u - 2.5 * beta) - up) + ((u / 2 * p - (2.5 * u + beta)) * p + (8 * u / 3 - 1.5 * beta)))
-    mean = steps + _pick(f == 0, few, many) / (p * q)
+    # u sum H - beta sum N over all cores: one of two polynomials, q > p or not
+    short = f == 0
+    if type(short) is bool:
+        total = _sum_short(u, beta, p, e) if short else _sum_long(u, beta, p, e, f, top)
+    elif short.all():
+        total = _sum_short(u, beta, p, e)
+    elif not short.any():
+        total = _sum_long(u, beta, p, e, f, top)
+    else:  # masks cost more than the shorter polynomial everywhere
+        total = np.where(short, _sum_short(u, beta, p, e), _sum_long(u, beta, p, e, f, top))
+    mean = steps + total / (p * q)
     return end, mean, hops, hops + q - moves
 
 
@@ -391,10 +414,10 @@ def gemmt_b_bound(
     block = floor((mark - 1) / p)
     crossing = maximum(0.0, minimum(q - 1, (block + 1) * p - 1) - mark + 1)
     shift = ((per_edge - c - w) * residues - alpha * crossing
-             - u * (whole * _sum_max_2i(p, p) + _sum_max_2i(p, rest) - q * (p - 1)) + beta * whole)
+             - u * (whole * _sum_max_2i(p, p)[0] + _sum_max_2i(p, rest)[0] - q * (p - 1)) + beta * whole)
     # cores whose no-wait path does not pass column 0 at the first zero-root step
     fix = _pick((q >= p + 1) & (q <= 2 * p - 1), beta * (p - 2), 0.0)
-    fix = fix + _pick(q < p, (p - q) * u * (_sum_max_2i(p, q - 1) - (q - 1) * (p - 1))
+    fix = fix + _pick(q < p, (p - q) * u * (_sum_max_2i(p, q - 1)[0] - (q - 1) * (p - 1))
                       + beta * (q - 1) * (q - 2) * 0.5, 0.0)
     # row q - 1 of a mesh with q <= p: the first zero-root step is its last step
     ee = q - 1
@@ -413,19 +436,19 @@ def gemmt_b_bound(
 
 
 def _latest(candidates: list[tuple[Any, Any, Any, Any]]) -> tuple[Any, Any, Any, Any]:
-    """The latest of ``(time, hops, stages, products)`` candidates; among times within 1e-9,
-    the most hops, then the most stages (the slopes from above, as :func:`~plummer.kernels.
-    _maxplus.latest`)."""
+    """The latest of ``(time, hops, stages, products)`` candidates (the first, on a tie)."""
     if type(candidates[-1][0]) is float:
-        best = max(candidate[0] for candidate in candidates)
-        tolerance = 1e-9 * max(1.0, abs(best))
-        return max((c for c in candidates if c[0] >= best - tolerance), key=lambda c: (c[1], c[2]))
+        return max(candidates, key=lambda candidate: candidate[0])
     value, hop, stage, count = (np.array(np.broadcast_arrays(*parts)) for parts in zip(*candidates))
-    best = value.max(axis=0)
-    tied = value >= best - 1e-9 * np.maximum(1.0, np.abs(best))
-    most_hops = np.where(tied, hop, -1.0).max(axis=0)
-    pick = np.argmax(np.where(tied & (hop == most_hops), stage, -1.0), axis=0)[None]
-    return best, *(np.take_along_axis(x, pick, axis=0)[0] for x in (hop, stage, count))
+    pick = np.argmax(value, axis=0)[None]
+    return tuple(np.take_along_axis(x, pick, axis=0)[0] for x in (value, hop, stage, count))
+
+
+def gemmt_waits(spec: HardwareSpec, q: Any, c: Any, t: Any, t_b: Any) -> Any:
+    """Where a B tile may arrive after its product could start: ``c + T < h alpha + T_B``
+    (``h = 2`` hops per ring edge, 1 on a ring of two), the complement of
+    :func:`gemmt_no_wait`'s condition."""
+    return c + t < minimum(q - 1, 2.0) * spec.alpha + t_b
 
 
 def gemmt_routes(p: Any, q: Any) -> Any:
@@ -445,6 +468,11 @@ class GEMMT(GemmKernel):
         >>> cost = GEMMT().cost(load_hardware("wse3"), p=660, q=660, m=660 * 16, k=660 * 4, n=660 * 16)
         >>> float(cost.hops), float(cost.routing_stages)  # 3P - 4 and 4P - 7
         (1976.0, 2633.0)
+        >>> tall = GEMMT().cost(load_hardware("wse3"), p=128, q=660, m=660 * 16, k=128 * 4, n=660 * 16)
+        >>> float(tall.hops)  # 2q + p - 4 - 2F with F = floor(659 / 128) = 5
+        1434.0
+        >>> float(tall.memory_per_core_bytes)  # 2 B x (A 64 + B 2 x 64 + (1 + 6 C blocks) x 256)
+        3968.0
     """
 
     name = "gemm-t"
@@ -460,9 +488,12 @@ class GEMMT(GemmKernel):
         require(self.name, q >= 2, "q", q, "must be >= 2 (a mesh of at least 2x2)")
         require(self.name, p <= spec.fabric_width, "p", p, f"exceeds the fabric width {spec.fabric_width}")
         require(self.name, q <= spec.fabric_height, "q", q, f"exceeds the fabric height {spec.fabric_height}")
-        require(self.name, m % q == 0, "m", m, "must be a multiple of the mesh height q (A's rows over the rows)")
-        require(self.name, k % p == 0, "k", k, "must be a multiple of the mesh width p (the shared dimension over the columns)")
-        require(self.name, n % q == 0, "n", n, "must be a multiple of the mesh height q (B's rows in q blocks)")
+        require(self.name, m % q == 0, "m", m,
+                "must be a multiple of the mesh height q (A's rows over the rows)")
+        require(self.name, k % p == 0, "k", k,
+                "must be a multiple of the mesh width p (the shared dimension over the columns)")
+        require(self.name, n % q == 0, "n", n,
+                "must be a multiple of the mesh height q (B's rows in q blocks)")
         return v
 
     def _sizes(self, spec: HardwareSpec, params: dict[str, ArrayLike]) -> tuple[Any, ...]:
@@ -493,7 +524,8 @@ class GEMMT(GemmKernel):
         ``c = step_overhead + compute_cycles(Mt Kt Nt, Kt, Kt Nt)``, ``T = T(Mt Nt)``, ``T_B
         = T(Nt Kt)``; ``cycles = launch + end``, ``mean_core_cycles = launch + mean``;
         ``hops`` and ``routing_stages`` those of the latest core's critical path (``d cycles
-        / d alpha`` and ``/ d beta``); ``compute_cycles`` the products on it (q). Memory: A,
+        / d alpha`` and ``/ d beta``); ``compute_cycles`` the products on it (q of them, fewer
+        on a B-bound path that rides the ring before its row). Memory: A,
         two B buffers, the partial and ``ceil(q / p)`` C blocks (column x owns the blocks
         ``b = x mod p``). Routes: :func:`gemmt_routes`.
         """
@@ -503,7 +535,7 @@ class GEMMT(GemmKernel):
         t, t_b = serialization_cycles(spec, mn), serialization_cycles(spec, kn)
         end, mean, hops, stages = gemmt_no_wait(spec, p, q, c, t)
         products = q
-        waits = c + t < minimum(q - 1, 2.0) * spec.alpha + t_b
+        waits = gemmt_waits(spec, q, c, t, t_b)
         if type(waits) is bool:
             if waits:
                 end, mean, hops, stages, products = gemmt_b_bound(spec, p, q, c, t, t_b)
@@ -513,7 +545,8 @@ class GEMMT(GemmKernel):
             products = np.array(np.broadcast_to(q, shape))
             where = np.broadcast_to(waits, shape)
             parts = (np.broadcast_to(x, shape)[where] for x in (p, q, c, t, t_b))
-            for out, part in zip((end, mean, hops, stages, products), gemmt_b_bound(spec, *parts), strict=True):
+            bound = gemmt_b_bound(spec, *parts)
+            for out, part in zip((end, mean, hops, stages, products), bound, strict=True):
                 out[where] = part
         blocks_c = floor((q - 1) / p) + 1
         return Cost.make(
