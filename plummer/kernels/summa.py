@@ -61,10 +61,6 @@ from plummer.kernels._gemm import (
 )
 from plummer.mesh import Mesh, Segment, compute_cycles, serialization_cycles
 
-#: Configurations per evaluation of the closed form: its hundred-odd temporaries of this length
-#: (32 KB each) stay in the CPU cache, where numpy's 32768 (256 KB each) would not.
-_CHUNK = 4096
-
 
 def _where(condition: Any, yes: Any, no: Any) -> Any:
     """``np.where``; a conditional expression for one configuration (a Python bool)."""
@@ -471,8 +467,7 @@ def _relay_solve(spec: HardwareSpec, p: Any, q: Any, panels: Any, c: Any, a: Any
     """:func:`summa_relay_timing` from ``S = lcm(p, q)``, the product ``c`` and the relay
     stages ``a``, ``b`` (cycles): square meshes from 4 x 4 by :func:`_relay_square`, the
     other meshes from 4 x 4 without the late start by :func:`_relay_tall` or
-    :func:`_relay_wide`, the rest by :func:`_relay_any`, each over chunks of :data:`_CHUNK`
-    configurations."""
+    :func:`_relay_wide`, the rest by :func:`_relay_any`."""
     if type(p) is float and type(q) is float and type(c) is float:
         if p == q and p >= 4.0:
             return _relay_square(spec, p, q, panels, c, a, b)
@@ -494,11 +489,9 @@ def _relay_solve(spec: HardwareSpec, p: Any, q: Any, panels: Any, c: Any, a: Any
         if not count:
             continue
         index = slice(None) if count == group.size else np.flatnonzero(group)
-        args = tuple(x[index] for x in (p, q, panels, c, a, b))
-        parts = [solve(spec, *(x[start:start + _CHUNK] for x in args))
-                 for start in range(0, count, _CHUNK)]
-        for out, part in zip(outputs, zip(*parts, strict=True), strict=True):
-            out[index] = np.concatenate(part)
+        for out, value in zip(outputs, solve(spec, *(x[index] for x in (p, q, panels, c, a, b))),
+                              strict=True):
+            out[index] = value
     end, mean, hops = (out.reshape(shape) for out in outputs)
     return end, mean, hops
 
@@ -879,7 +872,8 @@ class SUMMARelay(GemmKernel):
         critical path.
         """
         v = self.params(spec, params)
-        p, q, m, k, n = (as_float(v[name]) for name in GEMM_PARAMETERS)
+        p, q, m, k, n = as_float(v["p"]), as_float(v["q"]), as_float(v["m"]), as_float(v["k"]), \
+            as_float(v["n"])
         if type(p) is float and type(q) is float:
             panels = float(math.lcm(int(p), int(q)))
         else:
