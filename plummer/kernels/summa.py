@@ -665,9 +665,9 @@ def _relay_square(spec: HardwareSpec, p: Any, q: Any, panels: Any, c: Any, a: An
     total = (inner * (inner * f_ii + f_in + f_xl) + inner * (f_ni + f_li)
              + f_nn + f_xl + f_ln - a - b)
     wide = 4.0 * (p - 1.0)
-    latest, hops = _best(
-        (b1a2, wide - 3.0), (b1b2, wide - 3.0), (a2b1 - inner * w, wide - 1.0 - p),
-        (a2a2, wide - 5.0), (a2b2, wide - 5.0), (lb1 - (p - 1.0) * w, wide - p),
+    latest, hops = _best(  # combinations of as many hops merged first
+        (largest(b1a2, b1b2), wide - 3.0), (a2b1 - inner * w, wide - 1.0 - p),
+        (largest(a2a2, a2b2), wide - 5.0), (lb1 - (p - 1.0) * w, wide - p),
     )
     work = p * (c + a + b) + wide * w + start
     return work + latest, work + total / (p * p) - (p - 1.0) * w, hops
@@ -711,9 +711,9 @@ def _relay_tall(spec: HardwareSpec, p: Any, q: Any, panels: Any, c: Any, a: Any,
     total = (inner_x * (inner_y * f_ii + f_in + f_xl) + inner_y * (f_ii + f_li)
              + f_in + f_xl + f_ln - pa - qb + rows * (p - 1.0) * largest(al_y - f_ii, 0.0))
     wide = 2.0 * (p + q - 2.0)
-    latest, hops = _best(
-        (b1b1, wide - 1.0), (b1a2, wide - 3.0), (a2b1, wide - 3.0), (a2a2, wide - 5.0),
-        (a2b2, wide - 5.0), (lb1 - (p - 1.0) * w, wide - p), (lb2 - (p - 1.0) * w, wide - p - 2.0),
+    latest, hops = _best(  # combinations of as many hops merged first
+        (b1b1, wide - 1.0), (largest(b1a2, a2b1), wide - 3.0), (largest(a2a2, a2b2), wide - 5.0),
+        (lb1 - (p - 1.0) * w, wide - p), (lb2 - (p - 1.0) * w, wide - p - 2.0),
         (al_y, wide - 3.0 - 2.0 * (q - 1.0 - zy)),
     )
     work = panels * (c + a + b) + (wide - 1.0) * w - spec.beta
@@ -775,9 +775,9 @@ def _relay_wide(spec: HardwareSpec, p: Any, q: Any, panels: Any, c: Any, a: Any,
                                 + n_2 * (largest(top_1, al_2) - f_ii))
              + only_1b * (top_1b_n - f_in) + n_1 * (top_1_n - f_in))
     wide = 2.0 * (p + q - 2.0)
-    latest, hops = _best(
-        (b1b1, wide - 1.0), (b1a2, wide - 3.0), (a2b1, wide - 3.0), (a2a2, wide - 5.0),
-        (a2b2, wide - 5.0), (lb1 - (p - 1.0) * w, wide - p),
+    latest, hops = _best(  # combinations of as many hops merged first
+        (b1b1, wide - 1.0), (largest(b1a2, a2b1), wide - 3.0), (largest(a2a2, a2b2), wide - 5.0),
+        (lb1 - (p - 1.0) * w, wide - p),
         (al_1, wide - 2.0 * (p - 1.0 - z1) - 1.0), (al_1b, wide - 2.0 * (p - 2.0 - z1) - 1.0),
         (al_2, wide - 2.0 * (p - z2) - 1.0),
     )
