@@ -61,10 +61,6 @@ from plummer.kernels._gemm import (
 )
 from plummer.mesh import Mesh, Segment, compute_cycles, serialization_cycles
 
-#: Configurations per evaluation of the closed form: its hundred-odd temporaries of this length
-#: (32 KB each) stay in the CPU cache, where numpy's 32768 (256 KB each) would not.
-_CHUNK = 4096
-
 
 def _where(condition: Any, yes: Any, no: Any) -> Any:
     """``np.where``; a conditional expression for one configuration (a Python bool)."""
@@ -471,8 +467,7 @@ def _relay_solve(spec: HardwareSpec, p: Any, q: Any, panels: Any, c: Any, a: Any
     """:func:`summa_relay_timing` from ``S = lcm(p, q)``, the product ``c`` and the relay
     stages ``a``, ``b`` (cycles): square meshes from 4 x 4 by :func:`_relay_square`, the
     other meshes from 4 x 4 without the late start by :func:`_relay_tall` or
-    :func:`_relay_wide`, the rest by :func:`_relay_any`, each over chunks of :data:`_CHUNK`
-    configurations."""
+    :func:`_relay_wide`, the rest by :func:`_relay_any`."""
     if type(p) is float and type(q) is float and type(c) is float:
         if p == q and p >= 4.0:
             return _relay_square(spec, p, q, panels, c, a, b)
@@ -494,11 +489,9 @@ def _relay_solve(spec: HardwareSpec, p: Any, q: Any, panels: Any, c: Any, a: Any
         if not count:
             continue
         index = slice(None) if count == group.size else np.flatnonzero(group)
-        args = tuple(x[index] for x in (p, q, panels, c, a, b))
-        parts = [solve(spec, *(x[start:start + _CHUNK] for x in args))
-                 for start in range(0, count, _CHUNK)]
-        for out, part in zip(outputs, zip(*parts, strict=True), strict=True):
-            out[index] = np.concatenate(part)
+        for out, value in zip(outputs, solve(spec, *(x[index] for x in (p, q, panels, c, a, b))),
+                              strict=True):
+            out[index] = value
     end, mean, hops = (out.reshape(shape) for out in outputs)
     return end, mean, hops
 
@@ -672,9 +665,9 @@ def _relay_square(spec: HardwareSpec, p: Any, q: Any, panels: Any, c: Any, a: An
     total = (inner * (inner * f_ii + f_in + f_xl) + inner * (f_ni + f_li)
              + f_nn + f_xl + f_ln - a - b)
     wide = 4.0 * (p - 1.0)
-    latest, hops = _best(
-        (b1a2, wide - 3.0), (b1b2, wide - 3.0), (a2b1 - inner * w, wide - 1.0 - p),
-        (a2a2, wide - 5.0), (a2b2, wide - 5.0), (lb1 - (p - 1.0) * w, wide - p),
+    latest, hops = _best(  # combinations of as many hops merged first
+        (largest(b1a2, b1b2), wide - 3.0), (a2b1 - inner * w, wide - 1.0 - p),
+        (largest(a2a2, a2b2), wide - 5.0), (lb1 - (p - 1.0) * w, wide - p),
     )
     work = p * (c + a + b) + wide * w + start
     return work + latest, work + total / (p * p) - (p - 1.0) * w, hops
@@ -718,9 +711,9 @@ def _relay_tall(spec: HardwareSpec, p: Any, q: Any, panels: Any, c: Any, a: Any,
     total = (inner_x * (inner_y * f_ii + f_in + f_xl) + inner_y * (f_ii + f_li)
              + f_in + f_xl + f_ln - pa - qb + rows * (p - 1.0) * largest(al_y - f_ii, 0.0))
     wide = 2.0 * (p + q - 2.0)
-    latest, hops = _best(
-        (b1b1, wide - 1.0), (b1a2, wide - 3.0), (a2b1, wide - 3.0), (a2a2, wide - 5.0),
-        (a2b2, wide - 5.0), (lb1 - (p - 1.0) * w, wide - p), (lb2 - (p - 1.0) * w, wide - p - 2.0),
+    latest, hops = _best(  # combinations of as many hops merged first
+        (b1b1, wide - 1.0), (largest(b1a2, a2b1), wide - 3.0), (largest(a2a2, a2b2), wide - 5.0),
+        (lb1 - (p - 1.0) * w, wide - p), (lb2 - (p - 1.0) * w, wide - p - 2.0),
         (al_y, wide - 3.0 - 2.0 * (q - 1.0 - zy)),
     )
     work = panels * (c + a + b) + (wide - 1.0) * w - spec.beta
@@ -782,9 +775,9 @@ def _relay_wide(spec: HardwareSpec, p: Any, q: Any, panels: Any, c: Any, a: Any,
                                 + n_2 * (largest(top_1, al_2) - f_ii))
              + only_1b * (top_1b_n - f_in) + n_1 * (top_1_n - f_in))
     wide = 2.0 * (p + q - 2.0)
-    latest, hops = _best(
-        (b1b1, wide - 1.0), (b1a2, wide - 3.0), (a2b1, wide - 3.0), (a2a2, wide - 5.0),
-        (a2b2, wide - 5.0), (lb1 - (p - 1.0) * w, wide - p),
+    latest, hops = _best(  # combinations of as many hops merged first
+        (b1b1, wide - 1.0), (largest(b1a2, a2b1), wide - 3.0), (largest(a2a2, a2b2), wide - 5.0),
+        (lb1 - (p - 1.0) * w, wide - p),
         (al_1, wide - 2.0 * (p - 1.0 - z1) - 1.0), (al_1b, wide - 2.0 * (p - 2.0 - z1) - 1.0),
         (al_2, wide - 2.0 * (p - z2) - 1.0),
     )
@@ -879,7 +872,8 @@ class SUMMARelay(GemmKernel):
         critical path.
         """
         v = self.params(spec, params)
-        p, q, m, k, n = (as_float(v[name]) for name in GEMM_PARAMETERS)
+        p, q, m, k, n = as_float(v["p"]), as_float(v["q"]), as_float(v["m"]), as_float(v["k"]), \
+            as_float(v["n"])
         if type(p) is float and type(q) is float:
             panels = float(math.lcm(int(p), int(q)))
         else:
