@@ -41,12 +41,16 @@ direction (``K + 1`` routes per side of the root).
 
 Closed form (:func:`line_timing`): a chain tree on a line takes ``stages beta + hops alpha
 + T`` cycles and ``mean_beta beta + mean_alpha alpha + T`` on average over its cores,
-with integer coefficients that depend on the tree only (:class:`LineTiming`). A tree is
-its first level composed with the tree of its group roots (:func:`compose`); the K-tree's
-upper levels are the default split, which depends on ``(K - 1, g)`` only. Over arrays of
-configurations the coefficients are looked up per line in tables that this closed form
-fills once (the pipeline by length, the K-tree by ``(K, g, length)``); one configuration
-is computed in Python floats and kept per line.
+with coefficients that depend on the tree only (:class:`LineTiming`), where no message
+waits for a link. A tree is its first level composed with the tree of its group roots
+(:func:`compose`); the K-tree's upper levels are the default split, which depends on
+``(K - 1, g)`` only. In a two-level tree a long message (``T > beta + s alpha``) makes the
+first level-2 edge of every chain wait behind the level-1 messages it crosses; the wait
+is added exactly (:func:`two_level_wait`). With three levels or more, upper edges can
+wait too, which the closed form leaves out (a lower bound, :class:`KTreeAllreduce`).
+Over arrays of configurations the coefficients are looked up per line in tables that
+this closed form fills once (the pipeline by length, the K-tree by ``(K, g, length)``);
+one configuration is computed in Python floats and kept per line.
 
 Ring
 ----
