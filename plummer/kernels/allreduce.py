@@ -242,14 +242,14 @@ def compose(size: Any, root: Any, groups: Any, upper: ChainTree) -> ChainTree:
     beyond = size - 1.0 - root
     local = groups * (root * (root - 1.0) + beyond * (beyond - 1.0)) * 0.5 + (groups - 1.0) * root
     ends = minimum(root, 1.0) + minimum(beyond, 1.0)  # [a >= 1] + [b >= 1] (integers >= 0)
-    return ChainTree(  # positional: a fifth faster than keywords for one configuration
-        root + upper.stages,  # stages
-        root + size * upper.root,  # root
-        local + upper.wait_beta,  # wait_beta
-        local + size * upper.wait_alpha,  # wait_alpha
-        ends + upper.routes,  # routes
-        (size >= 2.0) + upper.chained,  # chained
-        maximum(2.0 * (maximum(root, beyond) >= 2.0) + upper.chained, ends + upper.member),  # member
+    return ChainTree(
+        stages=root + upper.stages,
+        root=root + size * upper.root,
+        wait_beta=local + upper.wait_beta,
+        wait_alpha=local + size * upper.wait_alpha,
+        routes=ends + upper.routes,
+        chained=(size >= 2.0) + upper.chained,
+        member=maximum(2.0 * (maximum(root, beyond) >= 2.0) + upper.chained, ends + upper.member),
     )
 
 
@@ -319,20 +319,20 @@ def line_timing(length: Any, tree: ChainTree, broadcast: bool) -> LineTiming:
     if broadcast:
         beyond = length - 1.0 - root
         spread = (root * (root + 1.0) + beyond * (beyond + 1.0)) * 0.5 / length  # mean |y - root|
-        return LineTiming(  # stages, hops, mean_beta, mean_alpha, routes
-            tree.stages,
-            root + maximum(root, beyond),
-            tree.stages,
-            root + spread,
-            maximum(tree.routes + (root > 0.0) + (beyond > 0.0), member + 1.0),
+        return LineTiming(
+            stages=tree.stages,
+            hops=root + maximum(root, beyond),
+            mean_beta=tree.stages,
+            mean_alpha=root + spread,
+            routes=maximum(tree.routes + (root > 0.0) + (beyond > 0.0), member + 1.0),
         )
     inverse = 1.0 / length
     return LineTiming(
-        tree.stages,
-        root,
-        (tree.wait_beta + tree.stages) * inverse,
-        (tree.wait_alpha + root) * inverse,
-        maximum(tree.routes, member),
+        stages=tree.stages,
+        hops=root,
+        mean_beta=(tree.wait_beta + tree.stages) * inverse,
+        mean_alpha=(tree.wait_alpha + root) * inverse,
+        routes=maximum(tree.routes, member),
     )
 
 
