@@ -1,8 +1,8 @@
 """``python -m plummer.cli``: the ``plummer`` console script."""
 
-import sys
+from __future__ import annotations
 
 from plummer.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

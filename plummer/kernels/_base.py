@@ -353,7 +353,7 @@ def int_values(kernel: str, params: dict[str, ArrayLike], names: tuple[str, ...]
     _check_names(kernel, params, names)
     values = {}
     for name in names:
-        value = params[name]
+        value = params[name]  # a valid Python int passes without a call (one per parameter)
         values[name] = value if type(value) is int and value >= 1 else int_value(kernel, name, value)
     return values
 
@@ -386,9 +386,7 @@ def int_array(kernel: str, name: str, value: ArrayLike, minimum: int = 1) -> Any
     """``value`` as an int64 array (a Python ``int`` as an int64 scalar) if every element
     is an integer >= ``minimum``."""
     if type(value) is int:
-        if value < minimum:
-            raise SpecError(f"{kernel}: parameter '{name}' = {value} must be >= {minimum}")
-        return np.int64(value)
+        return np.int64(int_value(kernel, name, value, minimum))
     array = np.asarray(value)
     if array.dtype == bool or not (
         np.issubdtype(array.dtype, np.integer)

@@ -41,12 +41,16 @@ direction (``K + 1`` routes per side of the root).
 
 Closed form (:func:`line_timing`): a chain tree on a line takes ``stages beta + hops alpha
 + T`` cycles and ``mean_beta beta + mean_alpha alpha + T`` on average over its cores,
-with integer coefficients that depend on the tree only (:class:`LineTiming`). A tree is
-its first level composed with the tree of its group roots (:func:`compose`); the K-tree's
-upper levels are the default split, which depends on ``(K - 1, g)`` only. Over arrays of
-configurations the coefficients are looked up per line in tables that this closed form
-fills once (the pipeline by length, the K-tree by ``(K, g, length)``); one configuration
-is computed in Python floats and kept per line.
+with coefficients that depend on the tree only (:class:`LineTiming`), where no message
+waits for a link. A tree is its first level composed with the tree of its group roots
+(:func:`compose`); the K-tree's upper levels are the default split, which depends on
+``(K - 1, g)`` only. In a two-level tree a long message (``T > beta + s alpha``) makes the
+first level-2 edge of every chain wait behind the level-1 messages it crosses; the wait
+is added exactly (:func:`two_level_wait`). With three levels or more, upper edges can
+wait too, which the closed form leaves out (a lower bound, :class:`KTreeAllreduce`).
+Over arrays of configurations the coefficients are looked up per line in tables that
+this closed form fills once (the pipeline by length, the K-tree by ``(K, g, length)``);
+one configuration is computed in Python floats and kept per line.
 
 Ring
 ----
@@ -238,14 +242,14 @@ def compose(size: Any, root: Any, groups: Any, upper: ChainTree) -> ChainTree:
     beyond = size - 1.0 - root
     local = groups * (root * (root - 1.0) + beyond * (beyond - 1.0)) * 0.5 + (groups - 1.0) * root
     ends = minimum(root, 1.0) + minimum(beyond, 1.0)  # [a >= 1] + [b >= 1] (integers >= 0)
-    return ChainTree(  # positional: a fifth faster than keywords for one configuration
-        root + upper.stages,  # stages
-        root + size * upper.root,  # root
-        local + upper.wait_beta,  # wait_beta
-        local + size * upper.wait_alpha,  # wait_alpha
-        ends + upper.routes,  # routes
-        (size >= 2.0) + upper.chained,  # chained
-        maximum(2.0 * (maximum(root, beyond) >= 2.0) + upper.chained, ends + upper.member),  # member
+    return ChainTree(
+        stages=root + upper.stages,
+        root=root + size * upper.root,
+        wait_beta=local + upper.wait_beta,
+        wait_alpha=local + size * upper.wait_alpha,
+        routes=ends + upper.routes,
+        chained=(size >= 2.0) + upper.chained,
+        member=maximum(2.0 * (maximum(root, beyond) >= 2.0) + upper.chained, ends + upper.member),
     )
 
 
@@ -315,20 +319,20 @@ def line_timing(length: Any, tree: ChainTree, broadcast: bool) -> LineTiming:
     if broadcast:
         beyond = length - 1.0 - root
         spread = (root * (root + 1.0) + beyond * (beyond + 1.0)) * 0.5 / length  # mean |y - root|
-        return LineTiming(  # stages, hops, mean_beta, mean_alpha, routes
-            tree.stages,
-            root + maximum(root, beyond),
-            tree.stages,
-            root + spread,
-            maximum(tree.routes + (root > 0.0) + (beyond > 0.0), member + 1.0),
+        return LineTiming(
+            stages=tree.stages,
+            hops=root + maximum(root, beyond),
+            mean_beta=tree.stages,
+            mean_alpha=root + spread,
+            routes=maximum(tree.routes + (root > 0.0) + (beyond > 0.0), member + 1.0),
         )
     inverse = 1.0 / length
     return LineTiming(
-        tree.stages,
-        root,
-        (tree.wait_beta + tree.stages) * inverse,
-        (tree.wait_alpha + root) * inverse,
-        maximum(tree.routes, member),
+        stages=tree.stages,
+        hops=root,
+        mean_beta=(tree.wait_beta + tree.stages) * inverse,
+        mean_alpha=(tree.wait_alpha + root) * inverse,
+        routes=maximum(tree.routes, member),
     )
 
 
