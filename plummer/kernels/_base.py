@@ -243,8 +243,11 @@ class Kernel(abc.ABC):
         """The closed-form cost, vectorised over numpy arrays of the parameters."""
 
     @abc.abstractmethod
-    def execute(self, spec: HardwareSpec, seed: int = 0, trace: bool = False, **params: int) -> KernelRun:
-        """Run the kernel on random data on the executor and return output and timing."""
+    def execute(self, spec: HardwareSpec, seed: int = 0, trace: bool = False,
+                operands: Any = None, **params: int) -> KernelRun:
+        """Run the kernel on the executor and return output and timing: on ``operands``
+        (the kernel's inputs as whole arrays, e.g. ``(A, B)`` of a GEMM) or, by default, on
+        random data from ``seed``."""
 
     @abc.abstractmethod
     def sweep(self) -> list[dict[str, Any]]:

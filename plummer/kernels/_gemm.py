@@ -8,7 +8,7 @@ Notation (DESIGN.md section 2): C[M, N] = A[M, K] . B[K, N] on a ``p`` x ``q`` m
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import ClassVar
 
 import numpy as np
@@ -105,10 +105,28 @@ def scalar_params(params: dict[str, np.ndarray]) -> dict[str, int]:
     return {name: int(value.reshape(-1)[0]) for name, value in params.items()}
 
 
-def random_operands(seed: int, *shapes: tuple[int, int]) -> list[np.ndarray]:
-    """Random fp32 matrices in [-1, 1) (reproducible by ``seed``)."""
+def random_operands(seed: int, *shapes: tuple[int, ...]) -> list[np.ndarray]:
+    """Random fp32 arrays in [-1, 1) (reproducible by ``seed``)."""
     rng = np.random.default_rng(seed)
     return [rng.uniform(-1.0, 1.0, size=shape).astype(np.float32) for shape in shapes]
+
+
+def operands_or_random(kernel: str, operands: Sequence[np.ndarray] | None, seed: int,
+                       *shapes: tuple[int, ...]) -> list[np.ndarray]:
+    """The operands an execution runs on: ``operands`` (checked against ``shapes``, as fp32)
+    or, when None, :func:`random_operands`."""
+    if operands is None:
+        return random_operands(seed, *shapes)
+    if len(operands) != len(shapes):
+        raise SpecError(f"{kernel}: {len(operands)} operands given, it takes {len(shapes)} "
+                        f"of shapes {', '.join(map(str, shapes))}")
+    out = []
+    for i, (array, shape) in enumerate(zip(operands, shapes, strict=True)):
+        array = np.asarray(array, dtype=np.float32)
+        if array.shape != tuple(shape):
+            raise SpecError(f"{kernel}: operand {i} has shape {array.shape}; the configuration needs {tuple(shape)}")
+        out.append(array)
+    return out
 
 
 def blocks(matrix: np.ndarray, rows: int, cols: int) -> list[list[np.ndarray]]:

@@ -54,7 +54,7 @@ from numpy.typing import ArrayLike
 
 from plummer.hardware import HardwareSpec
 from plummer.kernels._base import KernelRun, int_params, require
-from plummer.kernels._gemm import GEMM_PARAMETERS, gemm_params, random_operands
+from plummer.kernels._gemm import GEMM_PARAMETERS, gemm_params, operands_or_random
 from plummer.kernels._ring import Ring
 from plummer.mesh import Mesh
 
@@ -159,8 +159,10 @@ class RingGemm:
     c0: int
     colors: tuple[int, int, int]
 
-    def execute(self, spec: HardwareSpec, v: dict[str, int], seed: int, trace: bool) -> KernelRun:
-        """Run the program on real data (module docstring); ``v`` holds ``p, q, m, k, n``."""
+    def execute(self, spec: HardwareSpec, v: dict[str, int], seed: int, trace: bool,
+                operands: Any = None) -> KernelRun:
+        """Run the program on real data (module docstring): ``operands`` ``(A, B)`` or random
+        ones; ``v`` holds ``p, q, m, k, n``."""
         p, q, m, k, n = (v[name] for name in ("p", "q", "m", "k", "n"))
         s = math.lcm(p, q)
         bp, bq = s // p, s // q
@@ -168,7 +170,7 @@ class RingGemm:
         rows, cols = self.row_ring(p), self.col_ring(q)
         plan = self.alignment(p, q)
         a_fwd, a_bwd, b_fwd = self.colors
-        a, b = random_operands(seed, (m, k), (k, n))
+        a, b = operands_or_random(self.name, operands, seed, (m, k), (k, n))
         mesh = Mesh(spec, p, q, trace=trace)
         mo = spec.message_overhead_cycles
         core = [[(rows.positions[j], cols.positions[i]) for j in range(p)] for i in range(q)]

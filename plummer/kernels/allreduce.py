@@ -88,7 +88,7 @@ from plummer.kernels._base import (
     minimum,
     require,
 )
-from plummer.kernels._gemm import random_operands, scalar_params
+from plummer.kernels._gemm import operands_or_random, scalar_params
 from plummer.kernels._ring import edge_color, ring_edge
 from plummer.mesh import Mesh, Segment, compute_cycles, serialization_cycles
 
@@ -563,9 +563,20 @@ def tree_edges(length: int, levels: list[tuple[int, int, int]]) -> tuple[list[tu
     return edges, offset
 
 
+#: What an allreduce's execution may combine: the data function and its numpy reference.
+COMBINE = {"sum": (np.add, np.sum), "max": (np.maximum, np.max)}
+
+
+def combiner(kernel: str, combine: str) -> tuple[Any, Any]:
+    """The functions of ``combine`` (a :data:`COMBINE` key); a clear error otherwise."""
+    if combine not in COMBINE:
+        raise SpecError(f"{kernel}: combine = {combine!r} must be one of {', '.join(COMBINE)}")
+    return COMBINE[combine]
+
+
 def record_tree(
     mesh: Mesh, axis: str, length: int, lines: int, levels: list[tuple[int, int, int]],
-    local: str, dst: str, color_base: int, broadcast: bool,
+    local: str, dst: str, color_base: int, broadcast: bool, combine: Any = np.add,
 ) -> None:
     """Record one chain-tree reduce (with its broadcast) on every line of the mesh."""
     edges, root = tree_edges(length, levels)
@@ -581,7 +592,7 @@ def record_tree(
             segments.append(Segment(backward * root, bcast, deliver_all=True))
         if broadcast and root < length - 1:
             segments.append(Segment(forward * (length - 1 - root), bcast + 1, deliver_all=True))
-        mesh.reduce(local, tree, line_core(axis, line, root), dst, broadcast=segments)
+        mesh.reduce(local, tree, line_core(axis, line, root), dst, broadcast=segments, combine=combine)
 
 
 def activate(mesh: Mesh, buffer: str, cycles: float) -> None:
@@ -591,10 +602,10 @@ def activate(mesh: Mesh, buffer: str, cycles: float) -> None:
             mesh.work((x, y), [buffer], buffer, cycles)
 
 
-def load_vectors(mesh: Mesh, seed: int, n: int, name: str) -> np.ndarray:
-    """Random ``n``-vectors on every core; returns them as ``[y, x, n]``."""
-    (data,) = random_operands(seed, (mesh.height * mesh.width, n))
-    data = data.reshape(mesh.height, mesh.width, n)
+def load_vectors(mesh: Mesh, seed: int, n: int, name: str, operands: Any = None, kernel: str = "") -> np.ndarray:
+    """An ``n``-vector on every core: ``operands`` (one ``[y, x, n]`` array) or random ones;
+    returns them as ``[y, x, n]``."""
+    (data,) = operands_or_random(kernel, operands, seed, (mesh.height, mesh.width, n))
     for y in range(mesh.height):
         for x in range(mesh.width):
             mesh.load((x, y), name, data[y, x])
@@ -645,17 +656,21 @@ class _ChainAllreduce(Kernel):
         line = self._line(along(v, axis)[0], v)
         return chain_cost(spec, line, n, start, (2.0 * spec.dtype_bytes) * n)
 
-    def execute(self, spec: HardwareSpec, seed: int = 0, trace: bool = False, **params: Any) -> KernelRun:
+    def execute(self, spec: HardwareSpec, seed: int = 0, trace: bool = False,
+                operands: Any = None, combine: str = "sum", **params: Any) -> KernelRun:
+        """Run on ``operands`` (one ``[y, x, n]`` array of every core's vector) or random
+        data; ``combine`` = ``sum`` or ``max`` (a max-allreduce, timed the same)."""
+        merge, reference = combiner(self.name, combine)
         v, axis = self._values(spec, params)
         s = configuration(v)
         length, lines = along(s, axis)
         levels = self._levels(length, s)
         mesh = Mesh(spec, s["p"], s["q"], trace=trace)
-        data = load_vectors(mesh, seed, s["n"], "v")
+        data = load_vectors(mesh, seed, s["n"], "v", operands, self.name)
         activate(mesh, "v", tasks(len(levels), self.broadcast) * spec.message_overhead_cycles)
-        record_tree(mesh, axis, length, lines, levels, "v", "sum", 0, self.broadcast)
+        record_tree(mesh, axis, length, lines, levels, "v", "sum", 0, self.broadcast, merge)
         result = mesh.run()
-        sums = data.sum(axis=1 if axis == "x" else 0, keepdims=True)
+        sums = reference(data, axis=1 if axis == "x" else 0, keepdims=True)
         if self.broadcast:
             return KernelRun(gather(result, mesh, "sum"), np.broadcast_to(sums, data.shape), result)
         _, root = tree_edges(length, levels)
@@ -813,12 +828,13 @@ class KTree2DAllreduce(Kernel):
             + spec.alpha * (one.mean_alpha + two.mean_alpha),
         )
 
-    def execute(self, spec: HardwareSpec, seed: int = 0, trace: bool = False, **params: Any) -> KernelRun:
+    def execute(self, spec: HardwareSpec, seed: int = 0, trace: bool = False,
+                operands: Any = None, **params: Any) -> KernelRun:
         v, axis = self._values(spec, params)
         s = configuration(v)
         other = "y" if axis == "x" else "x"
         mesh = Mesh(spec, s["p"], s["q"], trace=trace)
-        data = load_vectors(mesh, seed, s["n"], "v")
+        data = load_vectors(mesh, seed, s["n"], "v", operands, self.name)
         overhead = (s["k_tree"] + 1) * spec.message_overhead_cycles
         base = 0
         for ax, src, dst in ((axis, "v", "s1"), (other, "s1", "s2")):
@@ -901,14 +917,17 @@ class RingAllreduce(Kernel):
             mean_core_cycles=fixed + spec.alpha * mean_hops,
         )
 
-    def execute(self, spec: HardwareSpec, seed: int = 0, trace: bool = False, **params: Any) -> KernelRun:
+    def execute(self, spec: HardwareSpec, seed: int = 0, trace: bool = False,
+                operands: Any = None, combine: str = "sum", **params: Any) -> KernelRun:
+        """Run on ``operands`` (one ``[y, x, n]`` array) or random data; ``combine`` = ``sum``
+        or ``max`` (the reduce-scatter's add becomes a maximum, timed the same)."""
+        merge, reference = combiner(self.name, combine)
         v, axis = self._values(spec, params)
         s = configuration(v)
         length, lines = along(s, axis)
         chunk = s["n"] // length
         mesh = Mesh(spec, s["p"], s["q"], trace=trace)
-        (data,) = random_operands(seed, (mesh.height * mesh.width, s["n"]))
-        data = data.reshape(mesh.height, mesh.width, s["n"])
+        (data,) = operands_or_random(self.name, operands, seed, (mesh.height, mesh.width, s["n"]))
         forward, backward = _STEPS[axis]
         mo = spec.message_overhead_cycles
 
@@ -933,13 +952,13 @@ class RingAllreduce(Kernel):
                         overhead=mo, receive_overhead=mo,
                     )
                     if scatter:
-                        mesh.compute(at(line, dst), [f"c{j}", target], f"c{j}", np.add, fmas=chunk, vector_ops=1)
+                        mesh.compute(at(line, dst), [f"c{j}", target], f"c{j}", merge, fmas=chunk, vector_ops=1)
         result = mesh.run()
         output = np.array([
             [np.concatenate([result.tile((x, y), f"c{j}") for j in range(length)]) for x in range(mesh.width)]
             for y in range(mesh.height)
         ])
-        sums = np.broadcast_to(data.sum(axis=1 if axis == "x" else 0, keepdims=True), data.shape)
+        sums = np.broadcast_to(reference(data, axis=1 if axis == "x" else 0, keepdims=True), data.shape)
         return KernelRun(output, sums, result)
 
     def sweep(self) -> list[dict[str, Any]]:

@@ -14,7 +14,7 @@ import numpy as np
 
 from plummer.hardware import HardwareSpec
 from plummer.kernels._base import Cost, Kernel, KernelRun, as_float, blockwise
-from plummer.kernels._gemm import random_operands
+from plummer.kernels._gemm import operands_or_random
 from plummer.kernels.allreduce import AXES, along, configuration, line_config, line_params
 from plummer.mesh import Mesh, serialization_cycles
 
@@ -52,12 +52,13 @@ class MulticastBroadcast(Kernel):
             mean_core_cycles=fixed + (0.5 * spec.alpha) * hops,
         )
 
-    def execute(self, spec: HardwareSpec, seed: int = 0, trace: bool = False, **params: Any) -> KernelRun:
+    def execute(self, spec: HardwareSpec, seed: int = 0, trace: bool = False,
+                operands: Any = None, **params: Any) -> KernelRun:
         v, axis = line_params(self, spec, params)
         s = configuration(v)
         length, lines = along(s, axis)
         mesh = Mesh(spec, s["p"], s["q"], trace=trace)
-        (data,) = random_operands(seed, (lines, s["n"]))
+        (data,) = operands_or_random(self.name, operands, seed, (lines, s["n"]))
         step = "E" if axis == "x" else "S"
         roots = [(0, line) if axis == "x" else (line, 0) for line in range(lines)]
         for line, root in enumerate(roots):

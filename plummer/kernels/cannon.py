@@ -204,10 +204,11 @@ class Cannon(GemmKernel):
         ]
         return square + pxq_sweep()
 
-    def execute(self, spec: HardwareSpec, seed: int = 0, trace: bool = False, **params: ArrayLike) -> KernelRun:
+    def execute(self, spec: HardwareSpec, seed: int = 0, trace: bool = False,
+                operands: Any = None, **params: ArrayLike) -> KernelRun:
         v = self.configuration(spec, params)
         virtual_sizes(self.name, v)
-        return PROGRAM.execute(spec, v, seed, trace)
+        return PROGRAM.execute(spec, v, seed, trace, operands)
 
 
 

@@ -73,7 +73,7 @@ from plummer.kernels._gemm import (
     GEMM_PARAMETERS,
     GemmKernel,
     blocks,
-    random_operands,
+    operands_or_random,
 )
 from plummer.kernels._maxplus import (
     Path,
@@ -575,11 +575,12 @@ class GEMMT(GemmKernel):
             if p * q * mt * kt * nt <= 16 * 16 * 8 * 8 * 8
         ]
 
-    def execute(self, spec: HardwareSpec, seed: int = 0, trace: bool = False, **params: ArrayLike) -> KernelRun:
+    def execute(self, spec: HardwareSpec, seed: int = 0, trace: bool = False,
+                operands: Any = None, **params: ArrayLike) -> KernelRun:
         v = self.configuration(spec, params)
         p, q, m, k, n = v["p"], v["q"], v["m"], v["k"], v["n"]
         mt, kt, nt = m // q, k // p, n // q
-        a, b = random_operands(seed, (m, k), (n, k))
+        a, b = operands_or_random(self.name, operands, seed, (m, k), (n, k))
         a_blocks, b_blocks = blocks(a, q, p), blocks(b, q, p)
         ring = interleave_ring(q)
         mesh = Mesh(spec, p, q, trace=trace)

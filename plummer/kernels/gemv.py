@@ -21,7 +21,7 @@ import numpy as np
 
 from plummer.hardware import HardwareSpec
 from plummer.kernels._base import Cost, Kernel, KernelRun, as_float, blockwise, require
-from plummer.kernels._gemm import random_operands
+from plummer.kernels._gemm import operands_or_random
 from plummer.kernels.allreduce import (
     LineTiming,
     along,
@@ -93,12 +93,13 @@ class _GEMV(Kernel):
         local = compute_cycles(spec, mt * nt, 0.0, mt) + tasks(self._depth(v), True) * spec.message_overhead_cycles
         return chain_cost(spec, self._line(length_int, v), nt, local, (mt * nt + mt + 2.0 * nt) * spec.dtype_bytes)
 
-    def execute(self, spec: HardwareSpec, seed: int = 0, trace: bool = False, **params: Any) -> KernelRun:
+    def execute(self, spec: HardwareSpec, seed: int = 0, trace: bool = False,
+                operands: Any = None, **params: Any) -> KernelRun:
         v, axis, length_a, across_a = self._values(spec, params)
         s = configuration(v)
         length, across = int(length_a), int(across_a)
         mt, nt = s["m"] // length, s["n"] // across
-        x, w = random_operands(seed, (1, s["m"]), (s["m"], s["n"]))
+        x, w = operands_or_random(self.name, operands, seed, (1, s["m"]), (s["m"], s["n"]))
         mesh = Mesh(spec, s["p"], s["q"], trace=trace)
         levels = self._levels(length, s)
         overhead = tasks(len(levels), True) * spec.message_overhead_cycles

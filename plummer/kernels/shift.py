@@ -39,7 +39,7 @@ import numpy as np
 
 from plummer.hardware import HardwareSpec
 from plummer.kernels._base import Cost, Kernel, KernelRun, as_float, blockwise, minimum, require
-from plummer.kernels._gemm import random_operands
+from plummer.kernels._gemm import operands_or_random
 from plummer.kernels.allreduce import along, configuration, line_core, line_params
 from plummer.mesh import Mesh, serialization_cycles
 
@@ -96,12 +96,13 @@ class Shift(Kernel):
             mean_core_cycles=cycles,
         )
 
-    def execute(self, spec: HardwareSpec, seed: int = 0, trace: bool = False, **params: Any) -> KernelRun:
+    def execute(self, spec: HardwareSpec, seed: int = 0, trace: bool = False,
+                operands: Any = None, **params: Any) -> KernelRun:
         v, axis = self._values(spec, params)
         s = configuration(v)
         p, q, distance = s["p"], s["q"], s["distance"]
         mt, nt = s["m"] // p, s["n"] // q
-        (matrix,) = random_operands(seed, (s["m"], s["n"]))
+        (matrix,) = operands_or_random(self.name, operands, seed, (s["m"], s["n"]))
         mesh = Mesh(spec, p, q, trace=trace)
         length, lines = along(s, axis)
         step = "E" if axis == "x" else "S"

@@ -56,7 +56,7 @@ from plummer.kernels._base import Cost, KernelRun, as_float, blockwise, floor, m
 from plummer.kernels._gemm import (
     GEMM_PARAMETERS,
     GemmKernel,
-    random_operands,
+    operands_or_random,
     tile_product,
 )
 from plummer.mesh import Mesh, Segment, compute_cycles, serialization_cycles
@@ -93,12 +93,13 @@ def _memory(spec: HardwareSpec, p: Any, q: Any, panels: Any, mt: Any, kt: Any, n
 
 
 def _loaded_mesh(
-    kernel: GemmKernel, spec: HardwareSpec, seed: int, trace: bool, params: dict[str, ArrayLike]
+    kernel: GemmKernel, spec: HardwareSpec, seed: int, trace: bool, params: dict[str, ArrayLike],
+    operands: Any = None,
 ) -> tuple[Mesh, np.ndarray, np.ndarray, tuple[int, int, int, int, int, int]]:
     """The mesh of a SUMMA run, every core holding its C tile (zeros) and the panels of A
-    and B it owns; the operands A and B; and ``(p, q, panels, Mt, Kt, Nt)``."""
+    and B it owns; the operands A and B (given, or random); and ``(p, q, panels, Mt, Kt, Nt)``."""
     p, q, panels, mt, kt, nt = (int(x) for x in _tiles(kernel.configuration(spec, params)))
-    a, b = random_operands(seed, (mt * q, kt * panels), (kt * panels, nt * p))
+    a, b = operands_or_random(kernel.name, operands, seed, (mt * q, kt * panels), (kt * panels, nt * p))
     mesh = Mesh(spec, p, q, trace=trace)
     per_col, per_row = panels // p, panels // q
     for y in range(q):
@@ -112,9 +113,9 @@ def _loaded_mesh(
 
 
 def _execute(kernel: GemmKernel, spec: HardwareSpec, seed: int, trace: bool,
-             params: dict[str, ArrayLike]) -> KernelRun:
+             params: dict[str, ArrayLike], operands: Any = None) -> KernelRun:
     """Run SUMMA with multicast broadcasts on the executor."""
-    mesh, a, b, (p, q, panels, mt, kt, nt) = _loaded_mesh(kernel, spec, seed, trace, params)
+    mesh, a, b, (p, q, panels, mt, kt, nt) = _loaded_mesh(kernel, spec, seed, trace, params, operands)
     per_col, per_row = panels // p, panels // q
 
     def owner_col(s: int) -> int:
@@ -182,10 +183,10 @@ def _relay_line(mesh: Mesh, src: tuple[int, int], buffer: str, pos: int, length:
 
 
 def _execute_relay(kernel: GemmKernel, spec: HardwareSpec, seed: int, trace: bool,
-                   params: dict[str, ArrayLike]) -> KernelRun:
+                   params: dict[str, ArrayLike], operands: Any = None) -> KernelRun:
     """Run SUMMA with relayed broadcasts on the executor, each core's PE tasks in the fixed
     order of the module docstring."""
-    mesh, a, b, (p, q, panels, mt, kt, nt) = _loaded_mesh(kernel, spec, seed, trace, params)
+    mesh, a, b, (p, q, panels, mt, kt, nt) = _loaded_mesh(kernel, spec, seed, trace, params, operands)
     per_col, per_row = panels // p, panels // q
 
     def a_buf(s: int, x: int) -> str:
@@ -839,8 +840,9 @@ class SUMMA(GemmKernel):
             for mt, kt, nt in tiles
         ]
 
-    def execute(self, spec: HardwareSpec, seed: int = 0, trace: bool = False, **params: ArrayLike) -> KernelRun:
-        return _execute(self, spec, seed, trace, params)
+    def execute(self, spec: HardwareSpec, seed: int = 0, trace: bool = False,
+                operands: Any = None, **params: ArrayLike) -> KernelRun:
+        return _execute(self, spec, seed, trace, params, operands)
 
 
 class SUMMARelay(GemmKernel):
@@ -906,5 +908,6 @@ class SUMMARelay(GemmKernel):
             if p * q * math.lcm(p, q) * mt * kt * nt <= 32 * 32 * 32 * 8 * 8 * 8
         ]
 
-    def execute(self, spec: HardwareSpec, seed: int = 0, trace: bool = False, **params: ArrayLike) -> KernelRun:
-        return _execute_relay(self, spec, seed, trace, params)
+    def execute(self, spec: HardwareSpec, seed: int = 0, trace: bool = False,
+                operands: Any = None, **params: ArrayLike) -> KernelRun:
+        return _execute_relay(self, spec, seed, trace, params, operands)

@@ -685,6 +685,7 @@ class Mesh:
         dst_buffer: str,
         *,
         broadcast: Sequence[Segment] = (),
+        combine: Callable[[np.ndarray, np.ndarray], np.ndarray] = np.add,
     ) -> None:
         """Sum tile ``local`` over a reduction tree into ``dst_buffer`` at ``root`` (rule 5).
 
@@ -695,7 +696,9 @@ class Mesh:
         on; a leaf injects its tile directly. Without ``broadcast`` the root stores the sum
         when its stage ends (``start + beta + T``). With ``broadcast`` the root streams the
         sum straight into these multicast segments (``deliver_all``) from its stage's
-        outgoing head, and every core on them receives it into ``dst_buffer``.
+        outgoing head, and every core on them receives it into ``dst_buffer``. ``combine``
+        merges a child's data into its parent's (the sum by default; ``np.maximum`` for a
+        max-reduction, which the machine times the same: one stage per core).
         """
         root_idx = self.index(root)
         children: dict[int, list[tuple[int, str, int]]] = {}
@@ -727,7 +730,7 @@ class Mesh:
                 if leaf:  # a leaf streams its tile from memory
                     self._did_read(child_idx, local, released)
                 deps.append(leg)
-                value = value + child_value
+                value = combine(value, child_value)
             if not children.get(idx):
                 return None, None, value
             final = idx == root_idx and not broadcast
