@@ -27,7 +27,7 @@ def point_layout(study: StudyFile, point: dict[str, Any]) -> Layout:
         def get(name: str, default: Any, prefix: str = prefix) -> Any:
             return point.get(f"{prefix}_{name}", default)
         p, q = int(get("p", 0)), int(get("q", 0))
-        groups = int(get("head_groups", 0)) or default_head_groups(study.model, p)
+        groups = int(get("head_groups", 0)) or default_head_groups(study.model, p, q)
         phases[phase] = PhaseLayout(
             grid=(p, q), regions=int(get("regions", 1)),
             gemm=_name(GEMM_ALGOS, get("gemm", defaults.gemm)),

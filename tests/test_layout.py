@@ -145,10 +145,11 @@ def test_every_preset_model_gets_a_default_layout(spec, name):
     result = predict(spec, model, layout, chosen)
     sram = spec.memory_bytes * spec.fabric_width * spec.fabric_height
     weights = model.weights_per_layer * model.layers * spec.dtype_bytes
-    if weights < 0.6 * sram:
+    if weights < 0.5 * sram:  # room to spare: a default must fit
         assert result.feasible, result.infeasible_reasons
-    else:
+    if weights > sram:  # cannot fit: the statement says why
         assert not result.feasible
+    if not result.feasible:
         assert any("memory per core" in r and "exceeds the budget" in r for r in result.infeasible_reasons)
     assert len(chosen) == 2
 
@@ -225,5 +226,7 @@ def test_predict_cli_bad_input_is_one_line_and_exit_2(run_cli, argv):
 
 
 def test_default_head_groups_store_every_kv_head_once():
-    assert default_head_groups(LLAMA, 480) == LLAMA.kv_heads
+    assert default_head_groups(LLAMA, 480, 480) == LLAMA.kv_heads
     assert default_head_groups(LLAMA, 8) == 4  # 2 columns per group at most 4 groups
+    # 660 / 8 = 82 columns do not divide 660 rows (lcm 27,060): 4 groups of 165 do
+    assert default_head_groups(LLAMA, 660, 660) == 4

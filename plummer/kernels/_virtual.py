@@ -170,7 +170,7 @@ class RingGemm:
         rows, cols = self.row_ring(p), self.col_ring(q)
         plan = self.alignment(p, q)
         a_fwd, a_bwd, b_fwd = self.colors
-        a, b = operands_or_random(self.name, operands, seed, (m, k), (k, n))
+        a, b = operands_or_random("gemm", operands, seed, (m, k), (k, n))
         mesh = Mesh(spec, p, q, trace=trace)
         mo = spec.message_overhead_cycles
         core = [[(rows.positions[j], cols.positions[i]) for j in range(p)] for i in range(q)]

@@ -15,6 +15,7 @@ spread as evenly as possible (the first regions take one more).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Any
@@ -38,15 +39,19 @@ def head_groups_ok(model: ModelSpec, groups: Any, p: Any) -> np.ndarray:
             & (np.asarray(p) // safe >= 2))
 
 
-def default_head_groups(model: ModelSpec, p: int) -> int:
-    """One group per KV head (query heads that share a KV head attend together, with no
-    copy of K and V), or the most groups that leave 2 columns each when ``p`` is small."""
+def default_head_groups(model: ModelSpec, p: int, q: int | None = None) -> int:
+    """The head grouping a layout gets unless it says otherwise: among the groupings that fit
+    ``p`` columns (:func:`head_groups_ok`), those whose group width divides the ``q`` rows
+    (the P.V GEMM then runs on a virtual grid of ``q``, not ``lcm(P_g, q)``: no padding blow-up),
+    and among them the one nearest to one group per KV head (query heads that share a KV head
+    attend together, with no copy of K and V), the smaller on a tie."""
     allowed = [g for g in range(1, model.heads + 1) if bool(head_groups_ok(model, g, p))]
     if not allowed:
         raise SpecError(f"no head grouping of model '{model.name}' fits {p} columns "
                         "(each group needs at least 2 columns)")
-    at_most = [g for g in allowed if g <= model.kv_heads]
-    return max(at_most) if at_most else min(allowed)
+    if q is not None:
+        allowed = [g for g in allowed if q % (p // g) == 0] or allowed
+    return min(allowed, key=lambda g: (abs(math.log(g / model.kv_heads)), g))
 
 
 @dataclass(frozen=True)
@@ -197,7 +202,7 @@ def _auto_phase(spec: HardwareSpec, model: ModelSpec, phase: str, p: np.ndarray,
     rows = -(-regions // per_row)
     turns = rows - 1  # boundaries where the snake steps down a row
     along = regions - 1 - turns
-    default = _default_groups_array(model, p)
+    default = _default_groups_array(model, p, q)
     groups = np.where(head_groups == 0, default, head_groups)
     groups_ok = head_groups_ok(model, groups, p) | (default == 0)
     k_tree = rest.pop("k_tree")
@@ -225,16 +230,18 @@ def _group_num_ok(group: np.ndarray, length: np.ndarray, k_tree: np.ndarray) -> 
     return divides & ((k_tree > 1) | (group <= 1))
 
 
-def _default_groups_array(model: ModelSpec, p: np.ndarray) -> np.ndarray:
-    """:func:`default_head_groups` per distinct ``p`` (0 where no grouping fits)."""
-    unique, inverse = np.unique(p, return_inverse=True)
+def _default_groups_array(model: ModelSpec, p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """:func:`default_head_groups` per distinct ``(p, q)`` (0 where no grouping fits)."""
+    shape = np.broadcast_shapes(p.shape, q.shape)
+    pairs = np.stack([np.broadcast_to(p, shape).reshape(-1), np.broadcast_to(q, shape).reshape(-1)], axis=1)
+    unique, inverse = np.unique(pairs, axis=0, return_inverse=True)
     table = []
-    for value in unique.tolist():
+    for pv, qv in unique.tolist():
         try:
-            table.append(default_head_groups(model, value))
+            table.append(default_head_groups(model, pv, qv))
         except SpecError:
             table.append(0)
-    return np.asarray(table, dtype=np.int64)[inverse].reshape(p.shape)
+    return np.asarray(table, dtype=np.int64)[inverse.reshape(-1)].reshape(shape)
 
 
 def region_layer_counts(model: ModelSpec, lay: PhaseLayout) -> tuple[int, ...]:
@@ -323,7 +330,7 @@ def layout_arrays(spec: HardwareSpec, model: ModelSpec, layouts: Sequence[Layout
         for layout in layouts:
             lay: PhaseLayout = getattr(layout, phase)
             p, q = lay.grid
-            groups = lay.head_groups or default_head_groups(model, p)
+            groups = lay.head_groups or default_head_groups(model, p, q)
             if not bool(head_groups_ok(model, groups, p)):
                 raise SpecError(
                     f"layout [{phase}]: field 'head_groups' = {groups} must divide the model's "

@@ -28,9 +28,10 @@ from plummer.errors import SpecError
 from plummer.hardware import HardwareSpec
 from plummer.kernels import get_kernel
 from plummer.layout import _reference as ref
-from plummer.layout._arrays import PhaseArrays, layout_arrays
+from plummer.layout._arrays import PhaseArrays, layout_arrays, region_layer_counts, region_origins
 from plummer.layout._evaluate import OpCost, _kernel_name, _kernel_params, evaluate_ops, layer_cycles
 from plummer.layout._layout import Layout
+from plummer.layout._metrics import evaluate
 from plummer.layout._ops import Op
 from plummer.layout._plan import ceil_div, decode_plan, groups, prefill_plan
 from plummer.mesh import Mesh
@@ -49,6 +50,7 @@ class OpRun:
     op: str
     executed: float
     predicted: float
+    group: int = 0
 
     @property
     def rel_error(self) -> float:
@@ -63,6 +65,8 @@ class LayoutRun:
 
     runs: list[OpRun] = field(default_factory=list)
     layers: list[dict[str, Any]] = field(default_factory=list)
+    transfers: list[dict[str, Any]] = field(default_factory=list)
+    phases: list[dict[str, Any]] = field(default_factory=list)
     prefill_error: float = 0.0
     decode_error: float = 0.0
 
@@ -75,6 +79,11 @@ class LayoutRun:
     def max_layer_error(self) -> float:
         """The largest relative error of a layer's cycles."""
         return max((row["rel_error"] for row in self.layers), default=0.0)
+
+    @property
+    def max_phase_error(self) -> float:
+        """The largest relative error of a phase's total (prefill TTFT, one decode step)."""
+        return max((row["rel_error"] for row in self.phases), default=0.0)
 
 
 def _tiles(matrix: np.ndarray, rows: int, cols: int) -> list[list[np.ndarray]]:
@@ -104,6 +113,7 @@ class _Interpreter:
         self.result = result
         self.launch = spec.launch_overhead_cycles
         self.layer = 0
+        self.group = 0  # the head group whose ops run now: groups run at once, on their columns
 
     # ------------------------------------------------------------------ runners
     def _scalar(self, value: Any) -> int:
@@ -112,7 +122,8 @@ class _Interpreter:
     def _record(self, name: str, executed_with_launch: float) -> None:
         cost = self.costs[name]
         predicted = float(cost.cycles.reshape(-1)[0]) - cost.launch
-        self.result.runs.append(OpRun(self.phase, self.layer, name, executed_with_launch - self.launch, predicted))
+        self.result.runs.append(OpRun(self.phase, self.layer, name, executed_with_launch - self.launch,
+                                      predicted, self.group))
 
     def kernel(self, name: str, operands: Sequence[np.ndarray], combine: str = "sum") -> np.ndarray:
         """Run op ``name``'s kernel on ``operands`` (padded as the kernel requires) and return
@@ -170,9 +181,17 @@ class _Interpreter:
         return [[execution.tile((x, y), "out") for x in range(cols)] for y in range(rows)]
 
     def layer_done(self) -> None:
-        """Compare the layer's executed cycles with its closed form."""
+        """Compare the layer's executed cycles with its closed form: the ops' runs add up in
+        sequence, except that the head groups' runs of one op happen at once (the k-th run of
+        every group together, the slowest of them counting)."""
         runs = [r for r in self.result.runs if r.phase == self.phase and r.layer == self.layer]
-        executed = self.launch + sum(r.executed for r in runs)
+        by_op: dict[tuple[str, int], list[float]] = {}
+        for r in runs:
+            by_op.setdefault((r.op, r.group), []).append(r.executed)
+        executed = self.launch
+        for name in dict.fromkeys(r.op for r in runs):
+            lists = [v for (op, _), v in by_op.items() if op == name]
+            executed += sum(max(column) for column in zip(*lists, strict=True))
         predicted = float(np.asarray(layer_cycles(self.order, self.costs, self.launch)).reshape(-1)[0])
         self.result.layers.append({"phase": self.phase, "layer": self.layer, "executed": executed,
                                    "predicted": predicted,
@@ -254,6 +273,7 @@ def _prefill_layer(it: _Interpreter, w: ref.LayerWeights, x: np.ndarray, length:
         rows = slice(b * lp, (b + 1) * lp)
         caches.append((km[rows][:length], vm[rows][:length]))
         for g in range(g_count):
+            it.group = g
             heads = range(g * eta, (g + 1) * eta)
             kv_heads = sorted({hh // share for hh in heads})
             for j in kv_heads:
@@ -266,9 +286,11 @@ def _prefill_layer(it: _Interpreter, w: ref.LayerWeights, x: np.ndarray, length:
                 qpos = np.tile(np.arange(lp), len(mine))
                 mask = (np.arange(lp)[None, :] <= qpos[:, None]) & visible_key[None, :]
                 probs = _softmax(it, scores, mask, pg)
-                o = it.kernel("pv", [probs, _padded(vj, lp, dp)])[:, :d]
+                vj = _skew(it, _padded(vj, lp, dp), pg)
+                o = it.kernel("pv", [probs, vj])[:, :d]
                 for i, hh in enumerate(mine):
                     om[rows, hh * d:(hh + 1) * d] = o[i * lp:(i + 1) * lp]
+    it.group = 0
     attn = it.kernel("o_proj", [om, w.wo])
     x = gather(it.local("residual1", [[(a, c) for a, c in zip(ra, rc, strict=True)]
                                       for ra, rc in zip(stream(x, cols * p), stream(attn, cols * p), strict=True)],
@@ -286,6 +308,24 @@ def _prefill_layer(it: _Interpreter, w: ref.LayerWeights, x: np.ndarray, length:
                         np.add), e)
     it.layer_done()
     return x, caches
+
+
+def _skew(it: _Interpreter, v: np.ndarray, pg: int) -> np.ndarray:
+    """P.V's on-device skew of V (op ``pv.skew_v``, when the plan runs it): every core's V
+    tile through the shift kernel's store-and-forward steps down the group's columns. The
+    GEMM then takes V as its pre-skewed B, so the data are V's whatever the shift moved."""
+    op = it.ops["pv.skew_v"]
+    if not it._scalar(op.repeats):
+        return v
+    q = it.q
+    tiles = _tiles(v, q, pg)
+    r, c = tiles[0][0].shape
+    matrix = np.zeros((pg * r * c, q), np.float32)  # core (x, y): its tile, flattened
+    for y in range(q):
+        for x in range(pg):
+            matrix[x * r * c:(x + 1) * r * c, y] = tiles[y][x].reshape(-1)
+    it.kernel("pv.skew_v", [matrix])
+    return v
 
 
 def _rotation(positions: np.ndarray, columns: np.ndarray, real: np.ndarray, d: int) -> Callable[[np.ndarray], np.ndarray]:
@@ -470,7 +510,9 @@ def _decode_layer(it: _Interpreter, w: ref.LayerWeights, x: np.ndarray, cache: l
     part = np.array(it.local("scores.local", tiles_s, lambda t: t))
     scores = np.zeros_like(part)
     for g in range(g_count):
+        it.group = g
         scores[:, g * pg:(g + 1) * pg] = it.kernel("scores.allreduce", [part[:, g * pg:(g + 1) * pg]])
+    it.group = 0
     scores = scores.reshape(q, p, batch, eta, c_max)
     counts = [sum(1 for t in range(tokens) if row_of(t) == y) for y in range(q)]
     valid = np.array([[np.arange(c_max) < counts[y]] for y in range(q)])[:, :, None, None, :]
@@ -546,6 +588,54 @@ def _decode_layer(it: _Interpreter, w: ref.LayerWeights, x: np.ndarray, cache: l
     return x, cache
 
 
+# -------------------------------------------------------------------- transfers
+def _transfer(spec: HardwareSpec, phase: str, after: int, tiles: list[list[np.ndarray]],
+              origins: tuple[tuple[int, int], tuple[int, int]], result: LayoutRun) -> list[list[np.ndarray]]:
+    """Move every core's tile (``tiles[y][x]``, one shape) from one region to the next, as the
+    closed form does (:mod:`plummer.layout._metrics`): a shift along each axis the regions are
+    apart, each run on a mesh spanning both regions; returns the tiles as the next region
+    holds them, and records executed against predicted cycles."""
+    shift = get_kernel("shift", "shift")
+    rows, cols = len(tiles), len(tiles[0])
+    r, c = tiles[0][0].shape
+    (x0, y0), (x1, y1) = origins
+    for axis, hops in (("x", abs(x1 - x0)), ("y", abs(y1 - y0))):
+        if not hops:
+            continue
+        width, height = (cols + hops, rows) if axis == "x" else (cols, rows + hops)
+        matrix = np.zeros((width * r, height * c), np.float32)  # tile (x, y) at [x r, y c]
+        for y in range(rows):
+            for x in range(cols):
+                matrix[x * r:(x + 1) * r, y * c:(y + 1) * c] = tiles[y][x]
+        params = {"p": width, "q": height, "m": width * r, "n": height * c, "distance": hops, "axis": axis}
+        run = shift.execute(spec, operands=(matrix,), **params)
+        if not run.correct:
+            raise RuntimeError("transfer: the executor's shift differs from numpy")
+        dx, dy = (hops, 0) if axis == "x" else (0, hops)
+        tiles = [[run.output[(x + dx) * r:(x + dx + 1) * r, (y + dy) * c:(y + dy + 1) * c]
+                  for x in range(cols)] for y in range(rows)]
+        predicted = float(shift.cost(spec, **params).cycles)
+        result.transfers.append({"phase": phase, "after_layer": after, "axis": axis, "hops": hops,
+                                 "executed": run.execution.cycles, "predicted": predicted,
+                                 "rel_error": abs(predicted - run.execution.cycles) / run.execution.cycles})
+    return tiles
+
+
+def _boundaries(spec: HardwareSpec, model: ModelSpec, lay: Any) -> dict[int, tuple[tuple[int, int], tuple[int, int]]]:
+    """The layers after which the activations move to another region, with both origins."""
+    origins = region_origins(spec, lay)
+    ends = np.cumsum(region_layer_counts(model, lay))
+    return {int(end) - 1: (origins[i], origins[i + 1]) for i, end in enumerate(ends[:-1])}
+
+
+def _phase_total(result: LayoutRun, phase: str, predicted: float) -> None:
+    """Record a phase's executed total (its layers and transfers) against the closed form."""
+    executed = (sum(row["executed"] for row in result.layers if row["phase"] == phase)
+                + sum(row["executed"] for row in result.transfers if row["phase"] == phase))
+    result.phases.append({"phase": phase, "executed": executed, "predicted": predicted,
+                          "rel_error": abs(predicted - executed) / executed})
+
+
 # ------------------------------------------------------------------- the whole
 def execute_layout(spec: HardwareSpec, model: ModelSpec, layout: Layout, seed: int = 0) -> LayoutRun:
     """Prefill ``layout.batch`` random prompts of ``layout.input_tokens`` tokens and decode one
@@ -580,9 +670,15 @@ def execute_layout(spec: HardwareSpec, model: ModelSpec, layout: Layout, seed: i
     for b in range(batch):
         x[b * lp:b * lp + length] = prompts[b]
     caches: list[list[tuple[np.ndarray, np.ndarray]]] = []
-    for w in weights:
+    moves = _boundaries(spec, model, layout.prefill)
+    cols = ceil_div(model.hidden, it.p).item()
+    for i, w in enumerate(weights):
         x, kv = _prefill_layer(it, w, x, length, batch)
         caches.append(kv)
+        if i in moves:  # the residual stream moves to the next region
+            moved = _transfer(spec, "prefill", i, _tiles(_padded(x, x.shape[0], cols * it.p), q, it.p),
+                              moves[i], result)
+            x = np.block(moved)[:, :model.hidden]
     got = np.stack([x[b * lp:b * lp + length] for b in range(batch)])
     result.prefill_error = float(np.max(np.abs(got - np.stack(expected))))
 
@@ -601,8 +697,18 @@ def execute_layout(spec: HardwareSpec, model: ModelSpec, layout: Layout, seed: i
     ops = decode_plan(model, spec, dc, arrays.batch, context, np.asarray(c_max), np.asarray(shift))
     it = _Interpreter(spec, model, "decode", dc, ops, evaluate_ops(spec, ops), result)
     x = new.copy()
+    moves = _boundaries(spec, model, layout.decode)
+    eq = ceil_div(model.hidden, q_dc).item()
     for i, w in enumerate(weights):
         per_layer = [(caches[i][b][0], caches[i][b][1]) for b in range(batch)]
         x, _ = _decode_layer(it, w, x, per_layer, length, row_of)
+        if i in moves:  # the vector (E over y, the same in every column) moves on
+            slices = _padded(x, batch, eq * q_dc)
+            tiles = [[slices[:, y * eq:(y + 1) * eq] for _ in range(it.p)] for y in range(q_dc)]
+            moved = _transfer(spec, "decode", i, tiles, moves[i], result)
+            x = np.concatenate([moved[y][0] for y in range(q_dc)], axis=1)[:, :model.hidden]
     result.decode_error = float(np.max(np.abs(x - expected_decode)))
+    m = evaluate(spec, model, arrays).metrics
+    _phase_total(result, "prefill", float(m["ttft_cycles"][0]))
+    _phase_total(result, "decode", float(m["decode_cycles_per_token"][0]))
     return result

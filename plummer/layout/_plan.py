@@ -29,8 +29,12 @@ sequence, each column ``E / P`` features):
   mask is applied after: the full product is computed, half of it is useful); causal
   softmax (local max, allreduce of the row maxima along x within the group, local exp and
   sums, allreduce of the sums, local scale); P.V by the ``gemm`` algorithm on the group's
-  mesh (``m`` as above, ``k = L``, ``n = d``). V is an activation here: MeshGEMM and Cannon
-  first skew it along the column ring (an on-device alignment the projections do not need);
+  mesh (``m`` as above, ``k = L``, ``n = d``). V is an activation here, where the GEMMs
+  expect B pre-skewed (the weights are, at load): MeshGEMM and Cannon first skew it along the
+  columns on the device, costed as the shift kernel's ``floor(Q / 2)`` one-row
+  store-and-forward steps (Cannon: ``Q - 1``) of a core's V tile. That is an approximation
+  of their ring alignment, which moves ``floor(Q / 2)`` steps over edges of up to 2 hops: it
+  counts one ``alpha`` per step, not two (SUMMA-relay broadcasts and needs no skew);
 - O projection, residual add; RMSNorm; up and gate projections, SiLU(gate) * up (local),
   down projection, residual add.
 
@@ -54,8 +58,13 @@ import numpy as np
 
 from plummer.hardware import HardwareSpec
 from plummer.layout._arrays import PhaseArrays, pad
+from plummer.layout._layout import GEMM_ALGOS
 from plummer.layout._ops import Op, dot_work, local_work
 from plummer.model import ModelSpec
+
+
+#: Codes of the GEMM algorithms the plans treat apart (see GEMM_ALGOS).
+_CANNON, _SUMMA_RELAY = GEMM_ALGOS.index("cannon"), GEMM_ALGOS.index("summa-relay")
 
 
 def ceil_div(a: Any, b: Any) -> Any:
@@ -105,6 +114,7 @@ def prefill_plan(model: ModelSpec, spec: HardwareSpec, ph: PhaseArrays, batch: n
     s_rows = m_att // q
     s_cols = ceil_div(q, gr["pg"]) * (lp // q)  # the score blocks a core owns, at most
     s_ar = {"p": gr["pg"], "q": q, "n": s_rows, "k_tree": ph.k_tree, "group_num": 0}
+    v_tile = (lp // q) * ceil_div(d, gr["pg"])  # a core's V tile in P.V (keys x head slice)
     live_att = resid + v_bytes
     return [
         *[_renamed(op, "norm1") for op in norm],
@@ -122,8 +132,11 @@ def prefill_plan(model: ModelSpec, spec: HardwareSpec, ph: PhaseArrays, batch: n
         Op("softmax.exp_sum", "local", local_work("exp_sum", s_rows, s_cols), seqs, live_bytes=live_att),
         Op("softmax.allreduce_sum", "allreduce", s_ar, seqs, live_bytes=live_att, **ar),
         Op("softmax.divide", "local", local_work("divide", s_rows, s_cols), seqs, live_bytes=live_att),
+        Op("pv.skew_v", "shift", {"p": gr["pg"], "q": q, "m": gr["pg"] * v_tile, "n": q,
+                                  "distance": np.where(gemm_codes == _CANNON, q - 1, q // 2)},
+           seqs * (gemm_codes != _SUMMA_RELAY), axis="y", live_bytes=live_att),
         Op("pv", "gemm", {**att_group, "m": m_att, "k": lp, "n": d}, seqs,
-           flops=causal, codes=gemm_codes, live_bytes=resid, extra={"skew_b": True}),
+           flops=causal, codes=gemm_codes, live_bytes=resid),
         Op("o_proj", "gemm", {"p": p, "q": q, "m": tp, "k": h * d, "n": e}, 1,
            flops=2.0 * tokens * h * d * e, codes=gemm_codes, weights=True, live_bytes=resid),
         Op("residual1", "local", local_work("add", rows, cols), 1, live_bytes=resid),

@@ -118,8 +118,12 @@ def _memory_reasons(ev: Evaluation, spec: HardwareSpec, model: ModelSpec, layout
 
 
 def predict(spec: HardwareSpec, model: ModelSpec, layout: Layout, chosen: list[str] | None = None) -> Prediction:
-    """The closed-form prediction of one layout (errors name the bad field)."""
-    ev = evaluate(spec, model, layout_arrays(spec, model, [layout]))
+    """The closed-form prediction of one layout (errors name the bad field); the layout it
+    returns has its default head groupings resolved."""
+    arrays = layout_arrays(spec, model, [layout])
+    layout = layout.replace(prefill={"head_groups": int(arrays.prefill.head_groups[0])},
+                            decode={"head_groups": int(arrays.decode.head_groups[0])})
+    ev = evaluate(spec, model, arrays)
     metrics = {k: (int(v[0]) if k == "reasons" else float(v[0])) for k, v in ev.metrics.items()}
     code = metrics["reasons"]
     reasons = [t for t in reason_texts(code) if "memory" not in t] + _memory_reasons(ev, spec, model, layout)
@@ -198,7 +202,7 @@ def default_layout(
         key = "memory_prefill_bytes" if phase == "prefill" else "memory_decode_bytes"
         best = int(np.argmax(np.where(ok, score, -np.inf))) if ok.any() else int(np.argmin(m[key]))
         p, q, r = cand_p[best], cand_q[best], cand_r[best]
-        phases[phase] = PhaseLayout(grid=(p, q), regions=r, head_groups=default_head_groups(model, p))
+        phases[phase] = PhaseLayout(grid=(p, q), regions=r, head_groups=default_head_groups(model, p, q))
         goal = "the least TTFT" if phase == "prefill" else "the most decode tokens/s per request"
         fits = "that fits" if ok.any() else "(none fits: the least memory overflow)"
         what = "region count" if grids.get(phase) else "grid and region count"
