@@ -195,8 +195,8 @@ def ktree_levels(length: int, k_tree: int, group_num: int) -> list[tuple[int, in
 
 def check_ktree(kernel: str, length: np.ndarray, k: np.ndarray, group_num: np.ndarray) -> None:
     """``group_num`` must divide the line (and be 1 or 0 for K = 1)."""
-    require(
-        kernel, (group_num == 0) | (length % (group_num + (group_num == 0)) == 0), "group_num", group_num,
+    require(  # 0 divides as 1 does
+        kernel, length % (group_num + (group_num == 0)) == 0, "group_num", group_num,
         "must divide the number of cores along the axis (or be 0 for the default)",
     )
     require(kernel, (k > 1) | (group_num <= 1), "group_num", group_num, "must be 0 or 1 when k_tree = 1")
