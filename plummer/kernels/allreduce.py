@@ -715,8 +715,8 @@ class KTreeAllreduce(_ChainAllreduce):
     messages of the levels below, which the closed form leaves out: it is a lower bound.
     Over the K >= 3 part of :meth:`sweep` (lines of 2 to 64 cores, K = 3 and 4, the
     default groups, on the WSE-3 preset and a fitted spec) the executor takes at most
-    0.47% longer (makespan) and 0.48% (mean over cores) for n <= 16, and 24% and 25% for
-    n = 64; without the broadcast (``reduce-ktree``) 0.57% and 0.16%, and 28% and 7.0%.
+    0.48% longer (makespan) and 0.48% (mean over cores) for n <= 16, and 24% and 25% for
+    n = 64; without the broadcast (``reduce-ktree``) 0.58% and 0.16%, and 28% and 7.0%.
     """
 
     name = "ktree"
