@@ -14,6 +14,7 @@ from _support import BARE, CALIBRATED, PRESET, random_spec, slope, square_config
 
 from plummer.errors import SpecError
 from plummer.kernels._base import BLOCK_SIZE
+from plummer.kernels._virtual import meshgemm_alignment, meshgemm_steps
 from plummer.kernels.meshgemm import PROGRAM, MeshGEMM, meshgemm_routes
 
 KERNEL = MeshGEMM()
@@ -130,6 +131,17 @@ def test_hops_and_stages_are_the_critical_paths():
         cost = KERNEL.cost(spec, **config)
         assert slope(KERNEL, spec, config, "alpha") == pytest.approx(float(cost.hops), abs=1e-3), config
         assert slope(KERNEL, spec, config, "message_overhead_cycles") == pytest.approx(float(cost.routing_stages), abs=1e-3), config
+
+
+def test_alignment_steps_closed_form_is_the_plan():
+    """N (meshgemm_steps) is the most steps any row's plan needs, and the closed form's
+    two PE stages per alignment step use it, on every mesh shape up to 40 x 40."""
+    p, q = np.meshgrid(np.arange(2, 41), np.arange(2, 41))
+    steps = meshgemm_steps(p, q)
+    assert steps.tolist() == np.vectorize(lambda a, b: meshgemm_alignment(a, b).steps[0])(p, q).tolist()
+    s = np.lcm(p, q)
+    cost = KERNEL.cost(PRESET, p=p, q=q, m=4 * s, k=4 * s, n=4 * s)  # compute-bound
+    assert np.array_equal(cost.routing_stages, 2 * steps)
 
 
 def test_routes_formula_is_the_exact_count():
