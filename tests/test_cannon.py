@@ -214,3 +214,17 @@ def test_closed_form_includes_the_best_rides():
         cost = KERNEL.cost(spec, p=p, q=q, m=s * ms, k=s * ks, n=s * ns)
         want = brute_rides(spec, "cannon", p, q, c, t_a, t_b)
         assert float(cost.cycles) - spec.launch_overhead_cycles >= want * (1 - 1e-12), (p, q, ms, ks, ns)
+
+
+def test_a_ride_over_several_trips_where_a_trip_gains():
+    """An A edge loses (c > alpha + T_A) but a trip around the row gains (c < T_A + alpha
+    (2p - 2)/p): on a 3 x 6 mesh (two trips) the best ride goes on past the first peak."""
+    from _ring_reference import brute_rides
+
+    spec = BARE.replace(alpha=10.0, fma_per_cycle=1e9, step_overhead_cycles=32.0)
+    c, t_a, t_b = (float(x) for x in step_costs(spec, 3, 6, 20, 1, 1))
+    assert (c, t_a, t_b) == pytest.approx((32.0, 20.0, 2.0))
+    cost = KERNEL.cost(spec, p=3, q=6, m=120, k=6, n=6)
+    assert float(cost.cycles) == pytest.approx(brute_rides(spec, "cannon", 3, 6, c, t_a, t_b), rel=1e-12)
+    cycles, _ = ring_gemm_timing(spec, PROGRAM, 3, 6, [20], [1], [1])
+    assert float(cost.cycles) <= cycles[0] * (1 + 1e-12)
