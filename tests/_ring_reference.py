@@ -44,7 +44,6 @@ def ring_gemm_ends(spec, program: RingGemm, p: int, q: int, c, t_a, t_b) -> np.n
     """Every core's elapsed cycles, ``(configurations, q, p)`` (logical I, J), for step
     costs ``c, t_a, t_b`` (1-D arrays, cycles)."""
     s = math.lcm(p, q)
-    bp, bq = s // p, s // q
     rows, cols = program.row_ring(p), program.col_ring(q)
     plan = program.alignment(p, q)
     alpha, mo = spec.alpha, spec.message_overhead_cycles
@@ -84,8 +83,8 @@ def ring_gemm_ends(spec, program: RingGemm, p: int, q: int, c, t_a, t_b) -> np.n
     a_in = [x]  # newest A tile of step t (t = 0: the aligned window)
     b_in = [np.zeros(shape)]
     a_sent, b_sent = [], []
-    end = x + c  # E_0
-    e_prev = end
+    e_prev = x + c  # E_0
+    e_before = e_prev  # E_{t-2}, used from t = 2 on
     for t in range(1, s):
         # the messages of step t - 1 leave once its new tiles arrived (step 0: A after the
         # alignment, B at once) and the previous tail left
