@@ -44,7 +44,6 @@ def ring_gemm_ends(spec, program: RingGemm, p: int, q: int, c, t_a, t_b) -> np.n
     """Every core's elapsed cycles, ``(configurations, q, p)`` (logical I, J), for step
     costs ``c, t_a, t_b`` (1-D arrays, cycles)."""
     s = math.lcm(p, q)
-    bp, bq = s // p, s // q
     rows, cols = program.row_ring(p), program.col_ring(q)
     plan = program.alignment(p, q)
     alpha, mo = spec.alpha, spec.message_overhead_cycles
@@ -84,8 +83,8 @@ def ring_gemm_ends(spec, program: RingGemm, p: int, q: int, c, t_a, t_b) -> np.n
     a_in = [x]  # newest A tile of step t (t = 0: the aligned window)
     b_in = [np.zeros(shape)]
     a_sent, b_sent = [], []
-    end = x + c  # E_0
-    e_prev = end
+    e_prev = x + c  # E_0
+    e_before = e_prev  # E_{t-2}, used from t = 2 on
     for t in range(1, s):
         # the messages of step t - 1 leave once its new tiles arrived (step 0: A after the
         # alignment, B at once) and the previous tail left
@@ -205,3 +204,32 @@ def cannon_exact(spec, p: int, q: int, c: float, t_a: float, t_b: float) -> bool
         for n in range(1, q)
     )
 
+
+
+def brute_window(ring, length: int) -> int:
+    """Most hops of ``length`` consecutive edges of ``ring``, by summing them (the reference
+    of the window functions of :mod:`plummer.kernels._ring`)."""
+    hops = [ring.hops(k) for k in range(ring.n)]
+    return max(sum(hops[(start + e) % ring.n] for e in range(length)) for start in range(ring.n))
+
+
+def brute_rides(spec, kernel_name: str, p: int, q: int, c: float, t_a: float, t_b: float) -> float:
+    """The longest of the A-ride and B-from-time-0 paths of the closed forms (cycles without
+    launch), each maximised over every ride length with windows summed edge by edge:
+    MeshGEMM's backward rows (alignment and ride start at the same core, both windows
+    maximal at once), Cannon's row 0 (the ride continues its skew chain)."""
+    from plummer.kernels._ring import interleave, wrapped_line
+    from plummer.kernels._virtual import meshgemm_alignment
+
+    s = math.lcm(p, q)
+    alpha, u = spec.alpha, 2 * spec.message_overhead_cycles + t_a
+    ring = interleave if kernel_name == "meshgemm" else wrapped_line
+    rows, cols = ring(p), ring(q)
+    if kernel_name == "meshgemm":
+        steps = meshgemm_alignment(p, q).steps[0]
+        a_ride = max(steps * u + alpha * (brute_window(rows, steps) + brute_window(rows, m)) + m * (t_a - c)
+                     for m in range(s))
+    else:
+        a_ride = max((s - 1) * u + alpha * brute_window(rows, s - 1 + m) + m * (t_a - c) for m in range(s))
+    b_ride = max(alpha * brute_window(cols, m) + m * (t_b - c) for m in range(s))
+    return max(a_ride, b_ride) + s * c

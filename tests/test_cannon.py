@@ -195,3 +195,36 @@ def test_cannon_pays_the_wrap_around_once_per_trip_and_trails_meshgemm():
     gaps = [c - m for c, m in zip(cannon, mesh)]
     assert all(g > 0 for g in gaps) and all(a < b for a, b in pairwise(gaps))
     assert gaps[-1] > 3 * gaps[1]
+
+
+def test_closed_form_includes_the_best_rides():
+    """Where rides pay (random stress specs, square and P x Q meshes with several trips
+    around a ring), the cycles are at least the best A ride and the best B ride from time 0,
+    maximised over every length with windows summed edge by edge."""
+    from _ring_reference import brute_rides
+
+    rng = np.random.default_rng(21)
+    for _ in range(60):
+        spec = random_spec(rng, True).replace(step_overhead_cycles=float(rng.uniform(0, 20)),
+                                              fma_per_cycle=1e9, loop_overhead_cycles=0.0)
+        p, q = (int(x) for x in rng.integers(2, 9, 2))
+        s = math.lcm(p, q)
+        ms, ks, ns = (int(x) for x in rng.integers(1, 12, 3))
+        c, t_a, t_b = (float(x) for x in step_costs(spec, p, q, ms, ks, ns))
+        cost = KERNEL.cost(spec, p=p, q=q, m=s * ms, k=s * ks, n=s * ns)
+        want = brute_rides(spec, "cannon", p, q, c, t_a, t_b)
+        assert float(cost.cycles) - spec.launch_overhead_cycles >= want * (1 - 1e-12), (p, q, ms, ks, ns)
+
+
+def test_a_ride_over_several_trips_where_a_trip_gains():
+    """An A edge loses (c > alpha + T_A) but a trip around the row gains (c < T_A + alpha
+    (2p - 2)/p): on a 3 x 6 mesh (two trips) the best ride goes on past the first peak."""
+    from _ring_reference import brute_rides
+
+    spec = BARE.replace(alpha=10.0, fma_per_cycle=1e9, step_overhead_cycles=32.0)
+    c, t_a, t_b = (float(x) for x in step_costs(spec, 3, 6, 20, 1, 1))
+    assert (c, t_a, t_b) == pytest.approx((32.0, 20.0, 2.0))
+    cost = KERNEL.cost(spec, p=3, q=6, m=120, k=6, n=6)
+    assert float(cost.cycles) == pytest.approx(brute_rides(spec, "cannon", 3, 6, c, t_a, t_b), rel=1e-12)
+    cycles, _ = ring_gemm_timing(spec, PROGRAM, 3, 6, [20], [1], [1])
+    assert float(cost.cycles) <= cycles[0] * (1 + 1e-12)

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _ring_reference import bound_errors, ring_gemm_timing
+from _ring_reference import bound_errors, ring_gemm_timing, step_costs
 from _support import BARE, CALIBRATED, PRESET, random_spec, slope, square_config
 
 from plummer.errors import SpecError
 from plummer.kernels._base import BLOCK_SIZE
+from plummer.kernels._virtual import meshgemm_alignment, meshgemm_steps
 from plummer.kernels.meshgemm import PROGRAM, MeshGEMM, meshgemm_routes
 
 KERNEL = MeshGEMM()
@@ -132,6 +133,17 @@ def test_hops_and_stages_are_the_critical_paths():
         assert slope(KERNEL, spec, config, "message_overhead_cycles") == pytest.approx(float(cost.routing_stages), abs=1e-3), config
 
 
+def test_alignment_steps_closed_form_is_the_plan():
+    """N (meshgemm_steps) is the most steps any row's plan needs, and the closed form's
+    two PE stages per alignment step use it, on every mesh shape up to 40 x 40."""
+    p, q = np.meshgrid(np.arange(2, 41), np.arange(2, 41))
+    steps = meshgemm_steps(p, q)
+    assert steps.tolist() == np.vectorize(lambda a, b: meshgemm_alignment(a, b).steps[0])(p, q).tolist()
+    s = np.lcm(p, q)
+    cost = KERNEL.cost(PRESET, p=p, q=q, m=4 * s, k=4 * s, n=4 * s)  # compute-bound
+    assert np.array_equal(cost.routing_stages, 2 * steps)
+
+
 def test_routes_formula_is_the_exact_count():
     p, q = np.meshgrid(np.arange(2, 40), np.arange(2, 40))
     routes = KERNEL.cost(PRESET, p=p, q=q, m=np.lcm(p, q), k=np.lcm(p, q), n=np.lcm(p, q)).routes_per_core
@@ -215,3 +227,22 @@ def test_refit_holds_out_within_two_percent_mean_five_percent_max():
         assert errors.loc[kernel, "n_holdout"] > 0, kernel
         assert errors.loc[kernel, "mape_holdout"] <= 0.02, kernel
         assert errors.loc[kernel, "max_err_holdout"] <= 0.05, kernel
+
+
+def test_closed_form_includes_the_best_rides():
+    """Where rides pay (random stress specs, square and P x Q meshes with several trips
+    around a ring), the cycles are at least the best A ride and the best B ride from time 0,
+    maximised over every length with windows summed edge by edge."""
+    from _ring_reference import brute_rides
+
+    rng = np.random.default_rng(21)
+    for _ in range(60):
+        spec = random_spec(rng, True).replace(step_overhead_cycles=float(rng.uniform(0, 20)),
+                                              fma_per_cycle=1e9, loop_overhead_cycles=0.0)
+        p, q = (int(x) for x in rng.integers(2, 9, 2))
+        s = math.lcm(p, q)
+        ms, ks, ns = (int(x) for x in rng.integers(1, 12, 3))
+        c, t_a, t_b = (float(x) for x in step_costs(spec, p, q, ms, ks, ns))
+        cost = KERNEL.cost(spec, p=p, q=q, m=s * ms, k=s * ks, n=s * ns)
+        want = brute_rides(spec, "meshgemm", p, q, c, t_a, t_b)
+        assert float(cost.cycles) - spec.launch_overhead_cycles >= want * (1 - 1e-12), (p, q, ms, ks, ns)

@@ -104,9 +104,6 @@ def meshgemm_steps(p: ArrayLike, q: ArrayLike) -> Any:
     virtual row backward, its nearest forward; row 0 goes backward, ``bq - 1``): the first
     grows with I, the second falls, and they cross between ``I = (q - 1)/2`` and the next
     row, which gives the two cases."""
-    if isinstance(p, (int, np.integer)) and isinstance(q, (int, np.integer)):
-        s = math.lcm(int(p), int(q))
-        return s // 2 if q % 2 == 0 else s // q * (q + 1) // 2 - 1
     s = np.lcm(p, q)
     return np.where(q % 2 == 0, s // 2, s // q * (q + 1) // 2 - 1)
 

@@ -166,13 +166,13 @@ class Cannon(GemmKernel):
 
         # An A tile ridden from row 0's skew: its first peak is 2 edges on, past the next
         # wrap-around (the wave's second core), worth delta - d; it is the ride's best where
-        # an edge loses and a trip does not gain. B's rides gain nothing where its edges and
-        # trips lose, but from time 0 its first edge into row 0 crosses the wrap-around.
-        # Elsewhere (communication-bound) every ride is evaluated.
+        # an edge loses and a trip does not gain. B's rides gain nothing where its trips
+        # lose (so do its edges), but for B from time 0 crossing the wrap-around into row 0,
+        # (q - 2) alpha + alpha + T_B - c < (q - 1) alpha <= x_max: never longer than the
+        # skew. Elsewhere (communication-bound) every ride is evaluated.
         peak = ((p - 2) * alpha + 2 * edge_a) * (s >= 3)
         cycles, hops, stages = x_max + products + maximum(peak, 0.0), skew_hops + p * (peak > 0), 2 * last
-        settled = ((edge_a + alpha * (row_trip - 1) < 0) & (edge_b + alpha * (col_trip - 1) < 0)
-                   & ((q - 2) * alpha + edge_b <= x_max))  # a trip loses, so does an edge
+        settled = (edge_a + alpha * (row_trip - 1) < 0) & (edge_b + alpha * (col_trip - 1) < 0)
         cycles, hops, stages = on_subset(
             settled == 0, _rides, (cycles, hops, stages), alpha=alpha, t_a=t_a, t_b=t_b, c=c,
             s=s, p=p, q=q, x_max=x_max, products=products,

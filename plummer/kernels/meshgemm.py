@@ -37,8 +37,8 @@ from plummer.kernels._gemm import GemmKernel
 from plummer.kernels._ring import interleave, interleave_ride, interleave_window
 from plummer.kernels._virtual import (
     RingGemm,
-    meshgemm_alignment,
     grid,
+    meshgemm_alignment,
     on_subset,
     pxq_sweep,
     ring_gemm_routes,
