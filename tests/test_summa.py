@@ -31,9 +31,9 @@ def test_summa_closed_form_equals_executor(spec):
         run = kernel.execute(spec, **config).execution
         cost = kernel.cost(spec, **config)
         assert float(cost.cycles) == pytest.approx(run.cycles, rel=1e-9), config
-        # the mean is approximated by the makespan: up to 1.55% above the executor's
+        # the mean is approximated by the makespan: up to 1.67% above the executor's
         over = (float(cost.mean_core_cycles) - run.mean_core_cycles) / run.mean_core_cycles
-        assert 0.0 <= over <= 0.0155, config
+        assert 0.0 <= over <= 0.0167, config
         assert float(cost.routes_per_core) == run.routes_per_core.max(), config
         assert float(cost.memory_per_core_bytes) == run.peak_memory_bytes.max(), config
 

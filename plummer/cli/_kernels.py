@@ -56,9 +56,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Run each kernel's sweep on the executor and the closed form; print "
         "predicted vs executed cycles with the relative error, and the mean and max per algorithm.",
     )
-    val.add_argument("which", choices=(*VALIDATION_FAMILIES, "all", "paper"), metavar="WHICH",
+    val.add_argument("which", choices=(*VALIDATION_FAMILIES, "all", "layout", "paper"), metavar="WHICH",
                      help=f"one of {', '.join(VALIDATION_FAMILIES)}, all (every kernel family), "
-                     "paper (the published WaferLLM runs, plummer/scenario)")
+                     "layout (whole layers of a tiny model executed against the layouts' closed "
+                     "form and a numpy transformer), paper (the published WaferLLM runs)")
     val.add_argument("--hardware", help="hardware preset or TOML file (default wse3; for paper: "
                      "each scenario's own)")
     add_json_flag(val)
@@ -142,11 +143,35 @@ def _validate_paper(args: argparse.Namespace) -> None:
             print(f"{label}: n={part['n']}, mean {100 * part['mean']:.2f}%, max {100 * part['max']:.2f}%")
 
 
+def _validate_layout(args: argparse.Namespace) -> None:
+    from plummer.layout._execute import TINY, validate_layouts
+
+    spec = load_hardware(args.hardware)
+    rows = validate_layouts(spec)
+    if args.json:
+        print_json({"hardware": spec.name, "model": TINY.to_dict(), "rows": rows})
+        return
+    print(f"layouts of a tiny model ({TINY.hidden} hidden, {TINY.heads} heads, {TINY.kv_heads} KV heads, "
+          f"FFN {TINY.ffn}, {TINY.layers} layers on 2 regions) executed on the mesh ({spec.name})")
+    print(f"{'layout':<42}{'output error':>14}{'op runs':>9}{'max op err':>12}{'layer err':>11}"
+          f"{'phase err':>11}{'TTFT cycles':>13}{'decode cycles':>15}")
+    for r in rows:
+        err = max(r["prefill_error"], r["decode_error"])
+        print(f"{r['layout']:<42}{err:>14.2e}{r['op_runs']:>9}{r['max_op_error']:>12.1e}"
+              f"{r['max_layer_error']:>11.1e}{r['max_phase_error']:>11.1e}{r['prefill_cycles']:>13,.0f}"
+              f"{r['decode_cycles']:>15,.0f}")
+    print("output error: largest |executed - numpy reference| of the hidden states (prefill and decode); "
+          "errors: relative, executed cycles against the closed form")
+
+
 def _validate(args: argparse.Namespace) -> None:
     args.hardware_given = args.hardware is not None
     args.hardware = args.hardware or "wse3"
     if args.which == "paper":
         _validate_paper(args)
+        return
+    if args.which == "layout":
+        _validate_layout(args)
         return
     spec = load_hardware(args.hardware)
     chosen = [f for f in VALIDATION_FAMILIES if f in families()] if args.which == "all" else [args.which]

@@ -808,8 +808,8 @@ class SUMMA(GemmKernel):
         such paths of (n_A T_A + n_B T_B + n_c c + n_alpha alpha)``, with the coefficient
         rows enumerated once per mesh shape (:func:`_summa_paths`). For ``T > c`` this is a
         lower bound. ``mean_core_cycles`` is approximated by ``cycles`` (cores near the
-        far ends finish last): the executor's mean is up to 1.55% below it on the sweep's
-        meshes up to 10 x 10 (the tests assert that figure).
+        far ends finish last): the executor's mean is up to 1.67% below it on the sweep's
+        meshes up to 10 x 10, on the WSE-3 preset and a fitted spec (the tests assert that figure).
         """
         v = self.params(spec, params)
         p, q, panels, mt, kt, nt = _tiles(v)

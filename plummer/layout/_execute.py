@@ -271,7 +271,13 @@ def _prefill_layer(it: _Interpreter, w: ref.LayerWeights, x: np.ndarray, length:
     visible_key = np.arange(lp) < length
     for b in range(batch):
         rows = slice(b * lp, (b + 1) * lp)
-        caches.append((km[rows][:length], vm[rows][:length]))
+        if rho > 1:  # the cache holds every KV head once: group g's copy of head g // rho
+            first = [j * rho for j in range(hkv)]
+            kc = np.concatenate([km[rows, g * d:(g + 1) * d] for g in first], axis=1)
+            vc = np.concatenate([vm[rows, g * d:(g + 1) * d] for g in first], axis=1)
+        else:
+            kc, vc = km[rows], vm[rows]
+        caches.append((kc[:length], vc[:length]))
         for g in range(g_count):
             it.group = g
             heads = range(g * eta, (g + 1) * eta)
@@ -390,13 +396,9 @@ def _decode_layer(it: _Interpreter, w: ref.LayerWeights, x: np.ndarray, cache: l
     scale = 1.0 / np.sqrt(d)
 
     def rows_of(vector: np.ndarray, size: int) -> list[np.ndarray]:
-        """A (batch x n) tensor's slices along y: row y holds columns [y size, (y + 1) size)."""
-        full = _padded(vector, batch, size * q)
+        """A (rows x n) tensor's slices along y: row y holds columns [y size, (y + 1) size)."""
+        full = _padded(vector, vector.shape[0], size * q)
         return [full[:, y * size:(y + 1) * size] for y in range(q)]
-
-    def cols_of(vector: np.ndarray, size: int) -> list[np.ndarray]:
-        full = _padded(vector, batch, size * p)
-        return [full[:, x * size:(x + 1) * size] for x in range(p)]
 
     def replicated(slices: list[np.ndarray], along: str) -> list[list[tuple[np.ndarray, ...]]]:
         if along == "y":  # slice by row, the same in every column
@@ -712,3 +714,53 @@ def execute_layout(spec: HardwareSpec, model: ModelSpec, layout: Layout, seed: i
     _phase_total(result, "prefill", float(m["ttft_cycles"][0]))
     _phase_total(result, "decode", float(m["decode_cycles_per_token"][0]))
     return result
+
+
+#: The tiny model ``plummer validate layout`` runs (hidden 64, 4 heads, 2 KV heads, FFN 128,
+#: 2 layers): small enough for the pure-Python executor, with every feature of the plans
+#: (GQA, head groups, both phases, two regions).
+TINY = ModelSpec(name="tiny", hidden=64, ffn=128, layers=2, heads=4, kv_heads=2, head_dim=16,
+                 vocab=256, dtype="fp32", source="plummer's test model (not a published one)")
+
+
+def validation_layouts() -> list[tuple[str, Layout]]:
+    """The layouts ``plummer validate layout`` executes: each GEMM and allreduce algorithm,
+    both KV schemes, a batch of two, GQA with copied KV heads, two regions per phase."""
+    base = {"input_tokens": 16, "output_tokens": 1,
+            "prefill": {"grid": [8, 8], "regions": 2}, "decode": {"grid": [4, 4], "regions": 2}}
+
+    def variant(**changes: Any) -> Layout:
+        data = {k: (dict(v) if isinstance(v, dict) else v) for k, v in base.items()}
+        for key, value in changes.items():
+            if isinstance(value, dict):
+                data[key] |= value
+            else:
+                data[key] = value
+        return Layout.from_dict(data)
+
+    return [
+        ("meshgemm, K-tree, shift KV", variant()),
+        ("cannon, pipeline allreduce, concat KV", variant(prefill={"gemm": "cannon", "allreduce": "pipeline"},
+                                                          decode={"allreduce": "pipeline"}, kv_cache="concat")),
+        ("summa-relay, ring allreduce", variant(prefill={"gemm": "summa-relay", "allreduce": "ring"},
+                                                decode={"allreduce": "ring"})),
+        ("batch 2, K = 1 K-tree", variant(batch=2, prefill={"k_tree": 1}, decode={"k_tree": 1})),
+        ("4 head groups (KV copied), 12 x 6 decode", variant(
+            prefill={"grid": [8, 8], "head_groups": 4}, decode={"grid": [12, 6], "head_groups": 4})),
+        ("16 x 16 prefill, one region", variant(prefill={"grid": [16, 16], "regions": 1}, input_tokens=32)),
+    ]
+
+
+def validate_layouts(spec: HardwareSpec, seed: int = 0) -> list[dict[str, Any]]:
+    """Run :func:`validation_layouts` on the executor: per layout, the outputs' largest error
+    against the reference transformer and the largest relative error of an op, a layer and a
+    phase (prefill TTFT, one decode step) against the closed form."""
+    rows = []
+    for name, layout in validation_layouts():
+        run = execute_layout(spec, TINY, layout, seed=seed)
+        rows.append({"layout": name, "prefill_error": run.prefill_error, "decode_error": run.decode_error,
+                     "op_runs": len(run.runs), "max_op_error": run.max_op_error,
+                     "max_layer_error": run.max_layer_error, "max_phase_error": run.max_phase_error,
+                     "prefill_cycles": next(p["executed"] for p in run.phases if p["phase"] == "prefill"),
+                     "decode_cycles": next(p["executed"] for p in run.phases if p["phase"] == "decode")})
+    return rows
