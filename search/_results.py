@@ -65,7 +65,11 @@ def best(study: StudyFile, storage_url: str) -> dict[str, Any]:
 
 
 def trial_point(study: StudyFile, trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
-    """Every column of a trial's point: its parameters, the space's fixed values and ties."""
+    """Every column of a trial's point as evaluated (its record's, else its parameters, the
+    space's fixed values and ties)."""
+    recorded = trial.user_attrs.get("plummer", {}).get("point")
+    if recorded is not None:
+        return dict(recorded)
     point = dict(trial.params) | dict(study.space.fixed)
     return point | {name: point[target] for name, target in study.space.ties.items()}
 

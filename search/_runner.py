@@ -106,7 +106,7 @@ def run_worker(study: StudyFile, storage_url: str, trials: int, worker: int = 0,
             trial = handle.ask()
             trial.set_user_attr(WORKER, tag)
             asked.append(trial)
-        points = [study.space.suggest(trial) for trial in asked]
+        points = [study.space.suggest(trial, study.capacity) for trial in asked]
         began = time.perf_counter()
         ev = evaluate_columns(study, study.space.columns(points))
         values = objective_values(study, ev).reshape(len(study.objectives), -1)
@@ -114,6 +114,7 @@ def run_worker(study: StudyFile, storage_url: str, trials: int, worker: int = 0,
         evaluating += time.perf_counter() - began
         for i, trial in enumerate(asked):
             record = trial_record(study, ev, i)
+            record["point"] = points[i]
             record["constraints"] = dict(zip(names, constraints[:, i].tolist(), strict=True))
             for name, value in record["constraints"].items():
                 trial.set_constraint(name, value)

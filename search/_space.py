@@ -6,6 +6,12 @@ A space maps names of :meth:`plummer.layout.LayoutArrays.from_columns` (``pf_p``
 - a list of choices (``[360, 480, 600]``, ``["ktree", "pipeline"]``): categorical;
 - a table ``{low = 1, high = 8, step = 1}``: integers ``low, low + step, ..., <= high``
   (numbers ``low + k step`` when any of them is a float: a hardware space's ``alpha``);
+- for ``pf_regions`` / ``dc_regions``, ``{low = 1, high = "fit"}``: up to as many regions
+  of the point's grid as fit the fabric (and the model's layers). The sampler draws from one
+  fixed range, up to the most any grid of the space allows, and a count beyond what the
+  point's grid allows means all that fit: the sampler keeps one distribution to learn from,
+  and never proposes regions that cannot be placed. The exhaustive enumeration takes every
+  count up to the most any grid allows;
 - the name of another dimension (``dc_q = "dc_p"``): the same value (square grids);
 - a single value: fixed, not searched.
 
@@ -42,6 +48,7 @@ class Dimension:
     name: str
     choices: tuple[Any, ...]
     step: int | float | None = None
+    fit: bool = False
 
     @property
     def is_range(self) -> bool:
@@ -80,6 +87,14 @@ class SearchSpace:
             where = f"{owner}: key '{name}' = {value!r}"
             if isinstance(value, str) and value in columns:
                 ties[name] = value
+            elif isinstance(value, dict) and value.get("high") == "fit":
+                if name not in ("pf_regions", "dc_regions") or set(value) - {"low", "high"}:
+                    raise SpecError(f"{where}: high = \"fit\" is for pf_regions and dc_regions, with an "
+                                    "integer low and no step")
+                low = value.get("low", 1)
+                if not isinstance(low, int) or isinstance(low, bool) or low < 1:
+                    raise SpecError(f"{where}: 'low' must be an integer >= 1")
+                dims.append(Dimension(name, (low,), 1, fit=True))  # the range is set by fit_regions
             elif isinstance(value, dict):
                 unknown = sorted(set(value) - {"low", "high", "step"})
                 if unknown or not {"low", "high"} <= set(value):
@@ -115,11 +130,32 @@ class SearchSpace:
                                 f"not set; allowed: {', '.join(sorted(names))}")
         return cls(tuple(dims), ties, fixed)
 
+    def fit_regions(self, capacity: Any) -> SearchSpace:
+        """The space with every ``high = "fit"`` range set to ``low .. max capacity(p, q)`` over
+        the grids the space holds; ``capacity(p, q)`` is how many regions of a grid fit."""
+        dims = []
+        for d in self.dimensions:
+            if d.fit:
+                prefix = d.name[:2]
+                ps, qs = self.values(f"{prefix}_p"), self.values(f"{prefix}_q")
+                top = max(capacity(p, q) for p in ps for q in qs)
+                d = Dimension(d.name, tuple(range(d.choices[0], max(top, d.choices[0]) + 1)), 1, fit=True)
+            dims.append(d)
+        return SearchSpace(tuple(dims), self.ties, self.fixed)
+
+    def values(self, name: str) -> tuple[Any, ...]:
+        """Every value column ``name`` takes in the space."""
+        name = self.ties.get(name, name)
+        if name in self.fixed:
+            return (self.fixed[name],)
+        return next(d.choices for d in self.dimensions if d.name == name)
+
     def to_dict(self) -> dict[str, Any]:
         """The space as a ``[space]`` table (what :meth:`from_dict` reads)."""
         out: dict[str, Any] = {}
         for d in self.dimensions:
-            out[d.name] = ({"low": d.choices[0], "high": d.choices[-1], "step": d.step}
+            out[d.name] = ({"low": d.choices[0], "high": "fit"} if d.fit else
+                           {"low": d.choices[0], "high": d.choices[-1], "step": d.step}
                            if d.is_range else list(d.choices))
         return out | dict(self.fixed) | dict(self.ties)
 
@@ -128,10 +164,16 @@ class SearchSpace:
         """Points in the space (the product of the dimensions' sizes)."""
         return math.prod(len(d.choices) for d in self.dimensions)
 
-    def suggest(self, trial: optuna.Trial) -> dict[str, Any]:
-        """A point sampled by ``trial`` (every column, ties and fixed ones included)."""
+    def suggest(self, trial: optuna.Trial, capacity: Any = None) -> dict[str, Any]:
+        """A point sampled by ``trial`` (every column, ties and fixed ones included); a
+        ``high = "fit"`` count is capped at ``capacity(p, q)`` of the point's grid."""
         point = {d.name: d.suggest(trial) for d in self.dimensions} | dict(self.fixed)
-        return point | {name: point[target] for name, target in self.ties.items()}
+        point |= {name: point[target] for name, target in self.ties.items()}
+        for d in self.dimensions:
+            if d.fit:  # beyond what this grid allows: all that fit
+                prefix = d.name[:2]
+                point[d.name] = max(d.choices[0], min(point[d.name], capacity(point[f"{prefix}_p"], point[f"{prefix}_q"])))
+        return point
 
     def columns(self, points: Sequence[dict[str, Any]]) -> dict[str, np.ndarray]:
         """Points as one array per column."""

@@ -107,6 +107,10 @@ class StudyFile:
     memory: str = "enforce"
     codesign: CoDesign | None = None
 
+    def capacity(self, p: int, q: int) -> int:
+        """Regions of a ``p`` x ``q`` grid that fit the fabric (at most the model's layers)."""
+        return min(self.model.layers, (self.hardware.fabric_width // p) * (self.hardware.fabric_height // q))
+
     @property
     def multi_objective(self) -> bool:
         """Whether the study has several objectives."""
@@ -224,8 +228,14 @@ def parse_study(data: dict[str, Any], name: str, path: Path | None = None) -> St
     if any(o.metric == "energy_per_token_j" for o in objectives) and hardware.power_watts is None:
         raise SpecError(f"{owner}: objective 'energy_per_token_j' needs a hardware spec with "
                         f"'power_watts'; '{hardware.name}' has none")
+    model = load_model(model_ref)
+
+    def capacity(p: int, q: int) -> int:
+        return min(model.layers, (hardware.fabric_width // p) * (hardware.fabric_height // q))
+
+    space = space.fit_regions(capacity)
     return StudyFile(
-        name=study_name, path=path, model=load_model(model_ref), hardware=hardware, memory=memory,
+        name=study_name, path=path, model=model, hardware=hardware, memory=memory,
         codesign=codesign,
         model_ref=model_ref, hardware_ref=hardware_ref, space=space, objectives=tuple(objectives),
         constraints=tuple(constraints), sampler=sampler_name, seed=seed, sampler_options=options,

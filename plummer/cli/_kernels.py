@@ -209,6 +209,14 @@ def register_benchmark(subparsers: argparse._SubParsersAction) -> None:
                        help="seconds a closed-form call may take before it is stopped (default 20; 1 with --quick)")
     bench.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
                        help="the process's CPU time (default: steadier on a shared machine) or the wall clock")
+    bench.add_argument("--part", choices=("kernels", "layouts", "studies", "all"), default="all",
+                       help="what to time: the kernels (executor and closed forms), the layouts' closed "
+                       "form (one Qwen2-72B prediction, batches), the studies (regret against the "
+                       "exhaustive optimum, objective share, exhaustive speed); default all")
+    bench.add_argument("--studies", nargs="+", metavar="NAME",
+                       help="with --part studies/all: only these shipped studies (default: every "
+                       "single-objective one)")
+    bench.add_argument("--trials", type=int, default=300, help="trials per study for the regret curves (default 300)")
     add_json_flag(bench)
     bench.set_defaults(func=_benchmark)
 
@@ -223,13 +231,49 @@ def _benchmark(args: argparse.Namespace) -> None:
         raise CommandLineError(f"--configs {size} must be >= 1")
     if not limit > 0:
         raise CommandLineError(f"--limit {limit} must be > 0 seconds")
-    figures = run_benchmark(load_hardware(args.hardware), repeats=args.repeats, large=not args.quick,
-                            size=size, limit=limit, clock=args.clock)
+    if args.trials < 1:
+        raise CommandLineError(f"--trials {args.trials} must be >= 1")
+    out: dict[str, Any] = {}
+    if args.part in ("layouts", "all"):
+        from plummer.layout._benchmark import layout_benchmark
+
+        out["layouts"] = layout_benchmark(repeats=args.repeats)
+    if args.part in ("studies", "all"):
+        from search._benchmark import study_benchmark
+
+        out["studies"] = study_benchmark(args.studies, args.trials)
+    if args.part in ("kernels", "all"):
+        out["kernels"] = run_benchmark(load_hardware(args.hardware), repeats=args.repeats, large=not args.quick,
+                                       size=size, limit=limit, clock=args.clock)
     if args.json:
-        print_json(figures)
+        print_json(out)
         return
+    if "layouts" in out:
+        emit(out["layouts"], False, "layouts' closed form (medians, CPU time)")
+    if "studies" in out:
+        _print_studies(out["studies"])
+    if "kernels" in out:
+        _print_kernels(out["kernels"])
+
+
+def _print_studies(figures: dict[str, Any]) -> None:
+    print("\nstudies: regret of the study's sampler against the exhaustive optimum, by trial")
+    rows = []
+    for row in figures["studies"]:
+        rows.append({"study": row["study"], "points": row["points"], "exhaustive s": row["exhaustive_s"],
+                     **{f"@{k}": v for k, v in row["regret"].items()},
+                     "trials to 1%": row["trials_to_1pct"], "objective share": row["evaluation_share"]})
+    with pd.option_context("display.max_rows", None, "display.width", 220,
+                           "display.float_format", lambda v: f"{v:,.3g}" if not math.isnan(v) else "-"):
+        print(pd.DataFrame(rows).to_string(index=False))
+    e = figures["exhaustive"]
+    print(f"exhaustive enumeration: {e['points']:,} points in {e['seconds']:.2f} s ({e['points_per_s']:,.0f} points/s)")
+
+
+def _print_kernels(figures: dict[str, Any]) -> None:
     rows = figures.pop("closed_forms")
-    emit(figures, False, "benchmark (medians)")
+    print()
+    emit(figures, False, "kernels (medians)")
     table = pd.DataFrame(rows).rename(columns={"configs": "vectorised over", "configs_per_s": "configs/s",
                                                "scalar_us": "us per call", "first_call_us": "first call us"})
     print()
