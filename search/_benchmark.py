@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import math
 import tempfile
 import time
 from dataclasses import replace
@@ -43,7 +44,7 @@ def regret_curve(study: StudyFile, trials: int = 300) -> dict[str, Any]:
     sign = 1.0 if study.objectives[0].direction == "maximize" else -1.0
 
     def regret(value: float) -> float | None:
-        if optimum is None or value != value:
+        if optimum is None or math.isnan(value):
             return None
         return sign * (optimum - value) / abs(optimum)
 

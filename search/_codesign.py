@@ -72,7 +72,7 @@ def parse_codesign(hardware: dict[str, Any], options: dict[str, Any], owner: str
 
 def chip(base: HardwareSpec, point: dict[str, Any]) -> HardwareSpec:
     """The base chip with a hardware point's fields (errors name the field)."""
-    changes = {k: (int(round(v)) if k in _INTEGER else float(v)) for k, v in point.items()}
+    changes = {k: (round(v) if k in _INTEGER else float(v)) for k, v in point.items()}
     width = changes.get("fabric_width", base.fabric_width)
     height = changes.get("fabric_height", base.fabric_height)
     changes |= {"mesh_width": min(base.mesh_width, width), "mesh_height": min(base.mesh_height, height)}

@@ -14,6 +14,7 @@ is reproducible; several interleave their trials in an order the machine decides
 
 from __future__ import annotations
 
+import math
 import multiprocessing
 import time
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ import numpy as np
 import optuna
 
 from plummer.errors import SpecError
+from search._codesign import trial_values
 from search._objective import (
     constraint_names,
     constraint_values,
@@ -30,7 +32,6 @@ from search._objective import (
     objective_values,
     trial_record,
 )
-from search._codesign import trial_values
 from search._storage import WORKER, fail_dead_workers_trials, open_storage, open_study, worker_tag
 from search._study_file import StudyFile, load_study_file
 
@@ -174,7 +175,7 @@ def run_study(study: StudyFile, storage_url: str, trials: int | None = None, job
     return {"study": study.name, "storage": storage_url, "trials_run": after - before,
             "trials_complete": after, "stale_trials_failed": stale, "jobs": jobs,
             "wall_s": wall, "evaluation_s": evaluation,
-            "evaluation_share": evaluation / wall if wall and evaluation == evaluation else None}
+            "evaluation_share": evaluation / wall if wall and not math.isnan(evaluation) else None}
 
 
 def _progress_bar(total: int, name: str) -> Any:

@@ -11,7 +11,8 @@ A space maps names of :meth:`plummer.layout.LayoutArrays.from_columns` (``pf_p``
   fixed range, up to the most any grid of the space allows, and a count beyond what the
   point's grid allows means all that fit: the sampler keeps one distribution to learn from,
   and never proposes regions that cannot be placed. The exhaustive enumeration takes every
-  count up to the most any grid allows;
+  count up to the most any grid allows; ``"fit"`` alone: exactly as many as fit (the most
+  throughput a grid can pipeline: more regions never cost memory);
 - the name of another dimension (``dc_q = "dc_p"``): the same value (square grids);
 - a single value: fixed, not searched.
 
@@ -23,7 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -71,6 +72,7 @@ class SearchSpace:
     dimensions: tuple[Dimension, ...]
     ties: dict[str, str]
     fixed: dict[str, Any]
+    capacity: Any = field(default=None, compare=False)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], owner: str = "space",
@@ -118,6 +120,8 @@ class SearchSpace:
                     fixed[name] = value[0]
                 else:
                     dims.append(Dimension(name, tuple(value)))
+            elif value == "fit" and name in ("pf_regions", "dc_regions"):
+                fixed[name] = "fit"
             elif isinstance(value, (int, float, str)) and not isinstance(value, bool):
                 fixed[name] = value
             else:
@@ -132,7 +136,8 @@ class SearchSpace:
 
     def fit_regions(self, capacity: Any) -> SearchSpace:
         """The space with every ``high = "fit"`` range set to ``low .. max capacity(p, q)`` over
-        the grids the space holds; ``capacity(p, q)`` is how many regions of a grid fit."""
+        the grids the space holds, and ``"fit"`` counts resolved by ``capacity(p, q)``: how
+        many regions of a grid fit (numbers or numpy arrays)."""
         dims = []
         for d in self.dimensions:
             if d.fit:
@@ -141,7 +146,16 @@ class SearchSpace:
                 top = max(capacity(p, q) for p in ps for q in qs)
                 d = Dimension(d.name, tuple(range(d.choices[0], max(top, d.choices[0]) + 1)), 1, fit=True)
             dims.append(d)
-        return SearchSpace(tuple(dims), self.ties, self.fixed)
+        return SearchSpace(tuple(dims), self.ties, self.fixed, capacity)
+
+    def _fits(self, point: dict[str, Any]) -> dict[str, Any]:
+        """``point`` with its ``"fit"`` region counts resolved for its grids."""
+        for name, value in self.fixed.items():
+            if isinstance(value, str) and value == "fit":
+                prefix = name[:2]
+                value = self.capacity(point[f"{prefix}_p"], point[f"{prefix}_q"])
+                point[name] = value if np.ndim(value) else int(value)
+        return point
 
     def values(self, name: str) -> tuple[Any, ...]:
         """Every value column ``name`` takes in the space."""
@@ -172,8 +186,8 @@ class SearchSpace:
         for d in self.dimensions:
             if d.fit:  # beyond what this grid allows: all that fit
                 prefix = d.name[:2]
-                point[d.name] = max(d.choices[0], min(point[d.name], capacity(point[f"{prefix}_p"], point[f"{prefix}_q"])))
-        return point
+                point[d.name] = max(d.choices[0], min(point[d.name], int(capacity(point[f"{prefix}_p"], point[f"{prefix}_q"]))))
+        return self._fits(point)
 
     def columns(self, points: Sequence[dict[str, Any]]) -> dict[str, np.ndarray]:
         """Points as one array per column."""
@@ -200,8 +214,9 @@ class SearchSpace:
                 columns[d.name] = np.asarray(d.choices).reshape(shape)
             for i, d in zip(index, dims[:split], strict=True):
                 columns[d.name] = np.asarray(d.choices[i])
-            columns |= {k: np.asarray(v) for k, v in self.fixed.items()}
+            columns |= {k: np.asarray(v) for k, v in self.fixed.items() if not (isinstance(v, str) and v == "fit")}
             columns |= {name: columns[target] for name, target in self.ties.items()}
+            columns = self._fits(columns)
             yield columns, offset * block
 
     def point_at(self, flat: int) -> dict[str, Any]:
@@ -210,7 +225,8 @@ class SearchSpace:
         index = np.unravel_index(flat, sizes) if sizes else ()
         point = {d.name: _plain(d.choices[i]) for d, i in zip(self.dimensions, index, strict=True)}
         point |= dict(self.fixed)
-        return point | {name: point[target] for name, target in self.ties.items()}
+        point |= {name: point[target] for name, target in self.ties.items()}
+        return {k: _plain(v) for k, v in self._fits(point).items()}
 
 
 def _plain(value: Any) -> Any:

@@ -22,6 +22,7 @@ import optuna
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
+from sqlalchemy.exc import SQLAlchemyError
 
 from plummer.errors import SpecError
 from search._study_file import StudyFile
@@ -46,7 +47,7 @@ def open_storage(url: str) -> BaseStorage:
             return RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
         except ImportError as exc:
             raise SpecError(f"--storage '{url}' needs a database driver: {exc}") from None
-        except Exception as exc:  # sqlalchemy's connection errors
+        except (SQLAlchemyError, ValueError) as exc:  # a bad URL or an unreachable server
             raise SpecError(f"--storage '{url}' cannot be opened: {str(exc).splitlines()[0]}") from None
     path = Path(url)
     try:

@@ -52,6 +52,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from plummer import _fields as f
 from plummer.errors import SpecError
 from plummer.hardware import HardwareSpec, load_hardware
@@ -107,9 +109,10 @@ class StudyFile:
     memory: str = "enforce"
     codesign: CoDesign | None = None
 
-    def capacity(self, p: int, q: int) -> int:
-        """Regions of a ``p`` x ``q`` grid that fit the fabric (at most the model's layers)."""
-        return min(self.model.layers, (self.hardware.fabric_width // p) * (self.hardware.fabric_height // q))
+    def capacity(self, p: Any, q: Any) -> Any:
+        """Regions of a ``p`` x ``q`` grid that fit the fabric (at most the model's layers);
+        numbers or arrays."""
+        return self.space.capacity(p, q)
 
     @property
     def multi_objective(self) -> bool:
@@ -230,8 +233,8 @@ def parse_study(data: dict[str, Any], name: str, path: Path | None = None) -> St
                         f"'power_watts'; '{hardware.name}' has none")
     model = load_model(model_ref)
 
-    def capacity(p: int, q: int) -> int:
-        return min(model.layers, (hardware.fabric_width // p) * (hardware.fabric_height // q))
+    def capacity(p: Any, q: Any) -> Any:
+        return np.minimum(model.layers, (hardware.fabric_width // p) * (hardware.fabric_height // q))
 
     space = space.fit_regions(capacity)
     return StudyFile(

@@ -15,6 +15,7 @@ spread as evenly as possible (the first regions take one more).
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
@@ -304,9 +305,9 @@ def _explicit_phase(spec: HardwareSpec, model: ModelSpec, phase: str, lay: Phase
             if i < j and abs(a[0] - b[0]) < p and abs(a[1] - b[1]) < q:
                 raise SpecError(f"{owner}: field 'origins': regions {i} at {list(a)} and {j} at "
                                 f"{list(b)} overlap ({p} x {q} cores each)")
-    shifts = [int(dx != 0) + int(dy != 0) for dx, dy in
-              ((b[0] - a[0], b[1] - a[1]) for a, b in zip(origins, origins[1:]))]
-    hops = [abs(b[0] - a[0]) + abs(b[1] - a[1]) for a, b in zip(origins, origins[1:])]
+    pairs = list(itertools.pairwise(origins))
+    shifts = [int(b[0] != a[0]) + int(b[1] != a[1]) for a, b in pairs]
+    hops = [abs(b[0] - a[0]) + abs(b[1] - a[1]) for a, b in pairs]
     worst = max(range(len(hops)), key=lambda i: (hops[i], shifts[i])) if hops else None
     return {
         "max_layers": max(counts),

@@ -29,7 +29,13 @@ from plummer.hardware import HardwareSpec
 from plummer.kernels import get_kernel
 from plummer.layout import _reference as ref
 from plummer.layout._arrays import PhaseArrays, layout_arrays, region_layer_counts, region_origins
-from plummer.layout._evaluate import OpCost, _kernel_name, _kernel_params, evaluate_ops, layer_cycles
+from plummer.layout._evaluate import (
+    OpCost,
+    _kernel_name,
+    _kernel_params,
+    evaluate_ops,
+    layer_cycles,
+)
 from plummer.layout._layout import Layout
 from plummer.layout._metrics import evaluate
 from plummer.layout._ops import Op
@@ -207,8 +213,7 @@ def _prefill_layer(it: _Interpreter, w: ref.LayerWeights, x: np.ndarray, length:
     model, p, q = it.model, it.p, it.q
     e, h, hkv, d = model.hidden, model.heads, model.kv_heads, model.head_dim
     gr = it.groups
-    g_count, pg, eta, kappa, rho, nq = (it.head_groups, gr["pg"], gr["eta"], gr["kappa"],
-                                        gr["rho"], gr["nq"])
+    g_count, pg, eta, rho = it.head_groups, gr["pg"], gr["eta"], gr["rho"]
     lp = ceil_div(length, q).item() * q
     tokens = batch * lp
     cols = ceil_div(e, p).item()
@@ -388,7 +393,7 @@ def _decode_layer(it: _Interpreter, w: ref.LayerWeights, x: np.ndarray, cache: l
     model, p, q = it.model, it.p, it.q
     e, h, hkv, d, ffn = model.hidden, model.heads, model.kv_heads, model.head_dim, model.ffn
     gr = it.groups
-    g_count, pg, eta, kappa, rho = it.head_groups, gr["pg"], gr["eta"], gr["kappa"], gr["rho"]
+    g_count, pg, eta, kappa = it.head_groups, gr["pg"], gr["eta"], gr["kappa"]
     batch = x.shape[0]
     eq, fx = ceil_div(e, q).item(), ceil_div(ffn, p).item()
     hw = ceil_div(d, pg).item()

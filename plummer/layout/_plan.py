@@ -62,7 +62,6 @@ from plummer.layout._layout import GEMM_ALGOS
 from plummer.layout._ops import Op, dot_work, local_work
 from plummer.model import ModelSpec
 
-
 #: Codes of the GEMM algorithms the plans treat apart (see GEMM_ALGOS).
 _CANNON, _SUMMA_RELAY = GEMM_ALGOS.index("cannon"), GEMM_ALGOS.index("summa-relay")
 
