@@ -60,8 +60,9 @@ def exhaustive_speed() -> dict[str, Any]:
     study = load_study_file(STUDIES / "llama3-8b-wse2.toml")
     space = study.space.to_dict() | {
         "pf_p": {"low": 240, "high": 720, "step": 24}, "dc_p": {"low": 96, "high": 744, "step": 24},
-        "dc_regions": {"low": 1, "high": 24}, "batch": [1, 2, 4, 8, 16], "dc_k_tree": [1, 2, 3]}
-    big = replace(study, space=SearchSpace.from_dict(space))
+        "pf_regions": {"low": 1, "high": 5}, "dc_regions": {"low": 1, "high": 24},
+        "batch": [1, 2, 4, 8, 16], "dc_k_tree": [1, 2, 3]}
+    big = replace(study, space=SearchSpace.from_dict(space).fit_regions(study.space.capacity))
     start = time.perf_counter()
     result = exhaustive(big)
     seconds = time.perf_counter() - start

@@ -19,6 +19,7 @@ import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -40,6 +41,7 @@ def head_groups_ok(model: ModelSpec, groups: Any, p: Any) -> np.ndarray:
             & (np.asarray(p) // safe >= 2))
 
 
+@cache
 def default_head_groups(model: ModelSpec, p: int, q: int | None = None) -> int:
     """The head grouping a layout gets unless it says otherwise: among the groupings that fit
     ``p`` columns (:func:`head_groups_ok`), those whose group width divides the ``q`` rows

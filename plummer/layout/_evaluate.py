@@ -96,6 +96,14 @@ def op_shape(op: Op) -> tuple[int, ...]:
     return np.broadcast_shapes(*parts)
 
 
+def _flat(value: Any, shape: tuple[int, ...], size: int) -> np.ndarray:
+    """``value`` broadcast to ``shape``, as a flat array of ``size``."""
+    array = np.asarray(value)
+    if array.shape != shape:
+        array = np.broadcast_to(array, shape)
+    return array.reshape(size)
+
+
 def _identity(op: Op) -> tuple[Any, ...]:
     """Ops of one plan built from the same parameter objects cost the same (the two RMSNorms,
     the softmax's two allreduces): they are evaluated once."""
@@ -123,7 +131,7 @@ def evaluate_ops(spec: HardwareSpec, ops: Sequence[Op], known: dict[str, OpCost]
         first[key] = op.name
         shape = shapes[op.name]
         flat = math.prod(shape)
-        params = {k: np.broadcast_to(v, shape).reshape(flat) for k, v in op.params.items()}
+        params = {k: _flat(v, shape, flat) for k, v in op.params.items()}
         if op.kind == "local":
             # local work reads and writes the tiles other ops hold (``live_bytes``); what it
             # keeps of its own is a GEMV's weight tile
@@ -133,7 +141,7 @@ def evaluate_ops(spec: HardwareSpec, ops: Sequence[Op], known: dict[str, OpCost]
             results[op.name] = OpCost(cycles=cycles, compute_cycles=cycles, memory_bytes=resident,
                                       resident_bytes=resident, routes=np.zeros(shape), launch=0.0)
             continue
-        codes = None if op.codes is None else np.broadcast_to(op.codes, shape).reshape(flat)
+        codes = None if op.codes is None else _flat(op.codes, shape, flat)
         if codes is None or codes.size == 0 or np.all(codes == codes[0]):
             family, algo = _kernel_name(op, None if codes is None or codes.size == 0 else int(codes[0]))
             requests.setdefault((family, algo, op.axis), []).append((op, None, params))
