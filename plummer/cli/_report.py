@@ -78,7 +78,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                   action=_StudyByDefault)
 
     study = kinds.add_parser(
-        "study", help="what a study found: Pareto front, history, importances, the best layouts",
+        "study", help="what a study found: Pareto front, history, importances, the best layouts "
+        "(co-design studies: also the sensitivity to each hardware field)",
         description="The report of an Optuna study (read only: the storage is not changed).")
     study.add_argument("study", metavar="STUDY.toml", help="study file")
     study.add_argument("--storage", help="Optuna RDB URL or journal file (default: the study file's, "
