@@ -168,6 +168,7 @@ def test_the_sensitivity_sweeps_each_field_alone_around_the_base_chip(codesign):
     assert facts["metrics"] == ["decode_tokens_per_s"] == named_metrics(study)
     expected = {"memory_bytes": sorted(set(MEMORY) | {base.memory_bytes}), "alpha": sorted(set(ALPHA) | {base.alpha})}
     assert {f: [e["value"] for e in sweep] for f, sweep in facts["fields"].items()} == expected
+    assert facts["evaluations"] == len(expected["memory_bytes"]) + len(expected["alpha"]) - 1  # the base chip once
     drawn = [(t["name"], t["points"]) for t in figure(report, "sensitivity")["traces"]]
     want = []
     for sweep in facts["fields"].values():
@@ -253,3 +254,16 @@ def test_a_fixed_layout_is_timed_on_every_chip_and_marked_where_it_does_not_fit(
     speed = next(t for t in drawn.data if t.name == "decode_tokens_per_s")
     assert list(speed.marker.symbol) == ["x", "x", "circle"] and len(speed.x) == 3
     assert not any(t.name == "no layout fits" for t in drawn.data)
+
+
+def test_a_hardware_space_that_searches_nothing_has_no_sensitivity(tmp_path):
+    from plummer.report import Page
+    from plummer.report._codesign import codesign_section
+
+    path = _write(tmp_path, "one-chip", **NESTED)
+    path.write_text(path.read_text().replace(f"memory_bytes = {MEMORY}\nalpha = {ALPHA}", "memory_bytes = [16384]"))
+    study = search.load_study_file(path)
+    assert not study.codesign.space.dimensions
+    page = Page("one chip")
+    assert codesign_section(page, study)["fields"] == {}
+    assert page.summaries() == [] and "searches no field" in page.html()

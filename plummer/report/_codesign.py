@@ -82,12 +82,14 @@ def sensitivity(study: Any, say: Callable[[str], None] | None = None) -> dict[st
     space = study.codesign.space
     base = base_point(study)
     base_spec = chip(study.hardware, base) if base else study.hardware
+    at_base = base | {d.name: getattr(base_spec, d.name) for d in space.dimensions}
     cache: dict[tuple, dict[str, Any]] = {}
 
     def evaluate(point: dict[str, Any]) -> dict[str, Any]:
-        key = tuple(sorted(point.items()))
+        full = at_base | point  # one key per chip, however its point is written
+        key = tuple(sorted(full.items()))
         if key not in cache:
-            cache[key] = best_layout(study, chip(study.hardware, point) if point else study.hardware)
+            cache[key] = best_layout(study, chip(study.hardware, full))
         return cache[key]
 
     fields = {}
@@ -174,7 +176,7 @@ def sensitivity_figure(study: Any, data: dict[str, Any]) -> go.Figure:
         x_type = _axis_type(values)
         scale = (lambda v: math.log10(v)) if x_type == "log" else (lambda v: v)
         low, high = scale(min(values)), scale(max(values))
-        pad = 0.06 * (high - low) or 0.5
+        pad = 0.06 * (high - low) or 0.06 * abs(high) or 0.5
         for col in range(1, len(columns) + 1):
             figure.add_vline(x=scale(base_value), line={"color": "#888", "dash": "dash", "width": 1}, row=row, col=col)
             figure.update_xaxes(title_text=f"{field} (base {number(base_value, 6)})", type=x_type,
@@ -212,9 +214,12 @@ def codesign_section(page: Page, study: Any, say: Callable[[str], None] | None =
     """Add the sensitivity section to ``page``; returns its facts (per field the values, the
     named metrics, regions and decode grid of each chip's layout, None where none fits)."""
     design = study.codesign
+    page.section("Sensitivity to the hardware")
+    if not design.space.dimensions:
+        page.note("The [hardware_space] searches no field (every one has one value): nothing to vary.")
+        return {"metrics": named_metrics(study), "base": base_point(study), "evaluations": 0, "fields": {}}
     data = sensitivity(study, say)
     base = data["base"]
-    page.section("Sensitivity to the hardware")
     fixed = ", ".join(f"{k} {number(v, 6)}" for k, v in base["point"].items())
     how = (f"the best of the {study.space.size:,} layouts of [space] by {design.metric} ({design.direction})"
            if design.mode == "nested" else "the study's one layout")

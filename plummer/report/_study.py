@@ -41,7 +41,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from plummer.errors import SpecError
-from plummer.hardware import save_hardware
+from plummer.hardware import HardwareSpec, save_hardware
 from plummer.layout import Layout, save_layout
 from plummer.layout._predict import HEADLINE, predict
 from plummer.report import _codesign
@@ -123,7 +123,7 @@ class _Trials:
         self.feasible = [t for t in self.complete if is_feasible(t)]
         self.infeasible = [t for t in self.complete if not is_feasible(t)]
         self.best = best_trials(study, handle)
-        self.chips: dict[int, Any] = {}  # co-design: each trial's chip
+        self.chips: dict[int, HardwareSpec] = {}  # co-design: each trial's chip
         if study.codesign is None:
             self.points = {t.number: trial_point(study, t) for t in self.complete}
             self.layouts = {n: point_layout(study, p) for n, p in self.points.items()}
@@ -468,9 +468,9 @@ def study_report(study: StudyFile, storage_url: str, output: str | Path, top: in
         page.section("Top layouts")
         page.note("Each layout is written next to this report; its command prints the same figures.")
         header = ["rank", "trial", *(o.metric for o in study.objectives), "layout", "reproduce"]
-        chip_lines = (lambda n: _codesign.chip_lines(trials.points[n])) if design is not None else (lambda n: [])
+        chip_text = (lambda n: _codesign.chip_lines(trials.points[n])) if design is not None else (lambda n: [])
         rows = [[row["rank"], row["trial"], *row["values"],
-                 " | ".join(chip_lines(row["trial"]) + layout_lines(trials.layouts[row["trial"]])), row["command"]]
+                 " | ".join(chip_text(row["trial"]) + layout_lines(trials.layouts[row["trial"]])), row["command"]]
                 for row in layouts]
         page.table(header, rows, numeric=[True, True, *[True] * len(study.objectives), False, False],
                    code=[False, False, *[False] * len(study.objectives), False, True])
