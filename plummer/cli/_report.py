@@ -4,6 +4,7 @@
 
     plummer report STUDY.toml [--storage URL] [-o FILE.html]   # what a study found
     plummer report validate [-o FILE.html]                      # closed forms vs executor and WSE-3
+    plummer report paper [--hardware FILE] [-o FILE.html]       # the published WaferLLM runs reproduced
     plummer report layout --layout FILE | --model ... [-o FILE.html]
     plummer report mesh KERNEL --mesh PxQ ... [-o FILE.html]    # one executor run as heatmaps
 
@@ -73,11 +74,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Write one self-contained HTML file (plotly.js embedded, nothing fetched from "
         "the network) to reports/ by default. `plummer report STUDY.toml` is short for "
         "`plummer report study STUDY.toml`.")
-    kinds = report.add_subparsers(dest="report", required=True, metavar="STUDY.toml|validate|layout|mesh",
+    kinds = report.add_subparsers(dest="report", required=True, metavar="STUDY.toml|validate|paper|layout|mesh",
                                   action=_StudyByDefault)
 
     study = kinds.add_parser(
-        "study", help="what a study found: Pareto front, history, importances, the best layouts",
+        "study", help="what a study found: Pareto front, history, importances, the best layouts "
+        "(co-design studies: also the sensitivity to each hardware field)",
         description="The report of an Optuna study (read only: the storage is not changed).")
     study.add_argument("study", metavar="STUDY.toml", help="study file")
     study.add_argument("--storage", help="Optuna RDB URL or journal file (default: the study file's, "
@@ -103,6 +105,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                           help="hold records with P >= N out of the fit (default 464; 0 none)")
     _add_output(validate, "reports/validate-<hardware>.html")
     validate.set_defaults(func=_validate)
+
+    paper = kinds.add_parser(
+        "paper", help="the published WaferLLM runs (WSE-2) reproduced: predicted vs observed, tokens/s vs grid",
+        description="Predict every shipped scenario (plummer validate paper): predicted against the "
+        "published tokens/s (fitted, held-out and leave-one-out apart), decode and prefill tokens/s "
+        "against the grid side over the released grids, and the error table.")
+    paper.add_argument("--hardware", help="hardware preset or TOML (default: each scenario's own, wse2)")
+    _add_output(paper, "reports/paper-<hardware>.html")
+    paper.set_defaults(func=_paper)
 
     layout = kinds.add_parser(
         "layout", parents=[_predict_parser()], conflict_handler="resolve",
@@ -189,6 +200,17 @@ def _validate(args: argparse.Namespace) -> None:
     report = validate_report(spec, which, data, output, holdout_min_p=args.holdout_min_p or None,
                              progress=not args.json, say=_say(args))
     _emit(args, report)
+
+
+def _paper(args: argparse.Namespace) -> None:
+    from plummer.hardware import load_hardware
+    from plummer.report._paper import paper_report
+    from plummer.scenario import shipped_scenarios
+
+    spec = load_hardware(args.hardware) if args.hardware else None
+    name = spec.name if spec else shipped_scenarios()[0].hardware
+    output = Path(args.html) if args.html else REPORTS / f"paper-{name}.html"
+    _emit(args, paper_report(output, spec, say=_say(args)))
 
 
 def _layout(args: argparse.Namespace) -> None:

@@ -20,6 +20,10 @@ exist, nothing is created or told, see :func:`open_readonly`):
 - The top layouts (the front, or the best feasible trials with distinct points), each
   written as a layout file next to the report with the ``plummer predict --layout FILE``
   command that reproduces its figures.
+
+A co-design study (a ``[hardware_space]``: each trial a chip) gets the same page with each
+trial's chip and the layout chosen for it (hovers, the chosen layout, layout files with the
+chip's hardware file), and a sensitivity section (:mod:`plummer.report._codesign`).
 """
 
 from __future__ import annotations
@@ -37,8 +41,10 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from plummer.errors import SpecError
+from plummer.hardware import HardwareSpec, save_hardware
 from plummer.layout import Layout, save_layout
 from plummer.layout._predict import HEADLINE, predict
+from plummer.report import _codesign
 from plummer.report._figures import breakdown_figures, hover, layout_lines
 from plummer.report._page import COLORS, Page, check_writable, number
 from plummer.report._result import Report
@@ -98,7 +104,8 @@ def _axis_type(values: np.ndarray) -> str:
 
 #: Short names of the built-in constraints (:data:`search._objective.BUILT_IN`).
 _CONSTRAINT_LABELS = {"memory_prefill_bytes": "prefill memory", "memory_decode_bytes": "decode memory",
-                      "routes": "routes", "placement": "regions do not fit", "choices": "invalid choice"}
+                      "routes": "routes", "placement": "regions do not fit", "choices": "invalid choice",
+                      "a_layout_fits": "no layout fits the chip"}
 
 
 class _Trials:
@@ -116,8 +123,15 @@ class _Trials:
         self.feasible = [t for t in self.complete if is_feasible(t)]
         self.infeasible = [t for t in self.complete if not is_feasible(t)]
         self.best = best_trials(study, handle)
-        self.points = {t.number: trial_point(study, t) for t in self.complete}
-        self.layouts = {n: point_layout(study, p) for n, p in self.points.items()}
+        self.chips: dict[int, HardwareSpec] = {}  # co-design: each trial's chip
+        if study.codesign is None:
+            self.points = {t.number: trial_point(study, t) for t in self.complete}
+            self.layouts = {n: point_layout(study, p) for n, p in self.points.items()}
+        else:  # a trial's point is its chip's; its layout the one the study chose for it
+            self.points = {t.number: _codesign.hardware_point(study, t) for t in self.complete}
+            self.chips = {n: _codesign.chip_of(study, p) for n, p in self.points.items()}
+            self.layouts = {t.number: point_layout(study, lp) for t in self.complete
+                            if (lp := _codesign.layout_point(t)) is not None}
         self.signs = np.array([1.0 if o.direction == "maximize" else -1.0 for o in study.objectives])
 
     def record(self, trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
@@ -134,7 +148,12 @@ class _Trials:
         record = self.record(trial)
         lines = [f"#trial {trial.number} ({status})"]
         lines += [f"{o.metric} = {number(v, 6)}" for o, v in zip(self.study.objectives, trial.values)]
-        lines += ["#layout", *layout_lines(self.layouts[trial.number])]
+        if self.study.codesign is not None:
+            lines += ["#chip", *_codesign.chip_lines(self.points[trial.number])]
+        if trial.number in self.layouts:
+            lines += ["#layout", *layout_lines(self.layouts[trial.number])]
+        else:
+            lines += ["#no layout of the space fits this chip"]
         metrics = record.get("metrics", {})
         shown = [k for k in _HOVER_METRICS if k in metrics and not (isinstance(metrics[k], float)
                                                                    and math.isnan(metrics[k]))]
@@ -303,18 +322,25 @@ def _top_trials(trials: _Trials, top: int) -> list[optuna.trial.FrozenTrial]:
 
 
 def _write_layouts(trials: _Trials, chosen: list[optuna.trial.FrozenTrial], folder: Path) -> list[dict[str, Any]]:
+    """Each chosen trial's layout file (and, co-design, its chip's hardware file, which the
+    layout names and the command passes)."""
     rows = []
     for rank, t in enumerate(chosen, start=1):
         path = folder / f"trial-{t.number}.toml"
+        layout, command = trials.layouts[t.number], f"plummer predict --layout {path}"
+        what = f"trial {t.number} of study '{trials.study.name}' (rank {rank} in its report), written by plummer report"
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            save_layout(trials.layouts[t.number], path, header=(
-                f"layout of trial {t.number} of study '{trials.study.name}' (rank {rank} in its "
-                "report), written by plummer report"))
+            if t.number in trials.chips:
+                chip_path = folder / f"trial-{t.number}-chip.toml"
+                save_hardware(trials.chips[t.number], chip_path, header=f"chip of {what}")
+                layout = layout.replace(hardware=str(chip_path))
+                command += f" --hardware {chip_path}"
+            save_layout(layout, path, header=f"layout of {what}")
         except OSError as exc:
             raise SpecError(f"cannot write the layout file '{path}': {exc.strerror or exc}") from None
         rows.append({"rank": rank, "trial": t.number, "values": list(t.values), "file": str(path),
-                     "command": f"plummer predict --layout {path}"})
+                     "command": command})
     return rows
 
 
@@ -336,28 +362,37 @@ def study_report(study: StudyFile, storage_url: str, output: str | Path, top: in
     states = ", ".join(f"{k.lower()} {v}" for k, v in sorted(trials.states.items()))
     if study.description:
         page.note(study.description)
+    design = study.codesign
+    size = study.space.size if design is None else _codesign.searched_size(study)
+    if design is None:
+        space = f"space of {study.space.size:,} points"
+    else:
+        per_chip = f"its best of {study.space.size:,} layouts" if design.mode == "nested" else "one layout"
+        space = f"{design.space.size:,} chips, each with {per_chip}"
     page.note(f"{len(trials.complete)} complete trials ({len(trials.feasible)} feasible, "
               f"{len(trials.infeasible)} infeasible; by state: {states}); sampler {study.sampler}; "
-              f"space of {study.space.size:,} points; storage `{storage_url}`.")
+              f"{space}; storage `{storage_url}`.")
     page.note(f"The same study opens in optuna-dashboard (standard Optuna storage): "
               f"`optuna-dashboard {storage_url}`.")
 
     truth = None
-    if study.space.size <= exhaustive_max:
+    if size <= exhaustive_max:
         if say is not None:
-            say(f"enumerating the {study.space.size:,} points of the space for the true optimum")
+            say(f"enumerating the {size:,} points of the space for the true optimum")
         truth = exhaustive(study)
     exhaustive_note = (
         f"Exhaustive ground truth: all {truth['points']:,} points of the space evaluated by "
         f"`search.exhaustive` in {truth['seconds']:.1f} s ({truth['feasible']:,} feasible)."
         if truth else
-        f"No exhaustive ground truth: the space has {study.space.size:,} points, more than the "
+        f"No exhaustive ground truth: the space has {size:,} points, more than the "
         f"{exhaustive_max:,} this report enumerates.")
     front_exact = None
     optimum: list[float | None] = [None] * len(study.objectives)
     if truth and study.multi_objective:
         front_exact = [{"values": f["values"], "layout": layout_lines(point_layout(study, f["point"]))}
-                       for f in truth["front"]]
+                       if design is None else
+                       {"values": f["values"], "layout": _codesign.chip_lines(f["point"]) + layout_lines(
+                           point_layout(study, f["layout_point"]))} for f in truth["front"]]
         for k in range(len(study.objectives)):
             best = [trials.signs[k] * f["values"][k] for f in truth["front"]]
             optimum[k] = trials.signs[k] * max(best) if best else None
@@ -375,6 +410,7 @@ def study_report(study: StudyFile, storage_url: str, output: str | Path, top: in
                   f"{on_exact}. Hover a point for its whole layout and metrics. " + exhaustive_note)
         if trials.feasible:
             page.figure("pareto", _pareto_figure(trials, front_exact))
+    codesign = _codesign.codesign_section(page, study, say) if design is not None else None
     page.section("Optimization history")
     page.note("Each complete trial in the order it was told, and the best feasible value so far. "
               + (" The dashed line is each objective's best on the exact front." if truth else "")
@@ -395,14 +431,15 @@ def study_report(study: StudyFile, storage_url: str, output: str | Path, top: in
                 counts[label] = counts.get(label, 0) + 1
         page.note(f"{len(trials.infeasible)} complete trials do not fit; they are drawn apart, one "
                   "trace per set of reasons. Their figures are the model's all the same.")
-        page.figure("infeasible", _infeasible_figure(trials))
+        page.figure("infeasible", _infeasible_figure(trials) if design is None else _codesign.infeasible_figure(
+            study, trials.infeasible, trials.points, [trials.text(t, "infeasible") for t in trials.infeasible]))
         page.table(["violated constraint", "trials"], sorted(counts.items(), key=lambda kv: -kv[1]), numeric=[False, True])
     else:
         page.note("Every complete trial fits.")
 
     page.section("Parameter importances")
     importances: dict[str, dict[str, float]] = {}
-    if len(trials.feasible) >= 2 and study.space.dimensions:
+    if len(trials.feasible) >= 2 and (study.space if design is None else design.space).dimensions:
         importances = _importances(trials)
         page.note(f"Optuna's `optuna.importance.get_param_importances` (its default evaluator, "
                   f"PED-ANOVA) over the {len(trials.feasible)} feasible complete trials, per objective.")
@@ -415,11 +452,12 @@ def study_report(study: StudyFile, storage_url: str, output: str | Path, top: in
     if trials.best:
         best = _top_trials(trials, 1)[0]
         layout: Layout = trials.layouts[best.number]
-        prediction = predict(study.hardware, study.model, layout)
+        prediction = predict(trials.chips.get(best.number, study.hardware), study.model, layout)
         chosen = {"trial": best.number, "values": list(best.values)}
         page.section(f"The chosen layout: trial {best.number}")
         which = "the front's best on the first objective" if study.multi_objective else "the best feasible trial"
-        page.note(f"{which.capitalize()}, through `plummer.layout.predict`. " + " ".join(layout_lines(layout)))
+        chip = " ".join(_codesign.chip_lines(trials.points[best.number])) + ". " if design is not None else ""
+        page.note(f"{which.capitalize()}, through `plummer.layout.predict`. {chip}" + " ".join(layout_lines(layout)))
         page.metrics({k: prediction.metrics[k] for k in HEADLINE if not math.isnan(prediction.metrics[k])})
         per_op, per_kernel = breakdown_figures(prediction.breakdown, "Cycles per layer by operation")
         page.figure("breakdown", per_op)
@@ -430,8 +468,10 @@ def study_report(study: StudyFile, storage_url: str, output: str | Path, top: in
         page.section("Top layouts")
         page.note("Each layout is written next to this report; its command prints the same figures.")
         header = ["rank", "trial", *(o.metric for o in study.objectives), "layout", "reproduce"]
+        chip_text = (lambda n: _codesign.chip_lines(trials.points[n])) if design is not None else (lambda n: [])
         rows = [[row["rank"], row["trial"], *row["values"],
-                 " | ".join(layout_lines(trials.layouts[row["trial"]])), row["command"]] for row in layouts]
+                 " | ".join(chip_text(row["trial"]) + layout_lines(trials.layouts[row["trial"]])), row["command"]]
+                for row in layouts]
         page.table(header, rows, numeric=[True, True, *[True] * len(study.objectives), False, False],
                    code=[False, False, *[False] * len(study.objectives), False, True])
     page.write(output)
@@ -445,6 +485,8 @@ def study_report(study: StudyFile, storage_url: str, output: str | Path, top: in
             "optimum": optimum, "front": len(truth["front"]) if study.multi_objective else None},
         "chosen": chosen, "importances": importances, "layouts": layouts,
     }
+    if codesign is not None:
+        facts["codesign"] = codesign
     return Report("study", output, page.summaries(), facts)
 
 
