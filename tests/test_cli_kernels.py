@@ -109,7 +109,10 @@ def test_cost_sum_is_sequential_composition():
 
 
 def test_benchmark_json_has_a_row_per_kernel(run_cli):
-    payload = _json(run_cli, "benchmark", "--quick", "--configs", "2000", "--limit", "0.3", "--repeats", "1", "--json")
+    out = _json(run_cli, "benchmark", "--part", "kernels", "--quick", "--configs", "2000", "--limit", "0.3",
+                "--repeats", "1", "--json")
+    assert set(out) == {"kernels"}
+    payload = out["kernels"]
     assert payload["clock"] == "cpu" and payload["repeats"] == 1
     assert payload["executor_meshgemm_32x32_8x8x8_s"] > 0 and "executor_meshgemm_64x64_8x8x8_s" not in payload
     rows = payload["closed_forms"]

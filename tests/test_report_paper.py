@@ -19,9 +19,9 @@ from plummer.hardware import load_hardware
 from plummer.report._paper import METRICS, prefill_scenario
 from plummer.scenario import shipped_scenarios
 
-#: A WSE-2 spec that says it was fitted (alpha only) on two observed scenarios, so the page
-#: has fitted, held-out and leave-one-out points (the shipped preset is fitted on none yet),
-#: and whose alpha (10 cycles per hop, the preset's 2.84) makes decode errors large on purpose.
+#: A WSE-2 spec that says it was fitted (alpha freed, beside the preset's beta and FMA rate)
+#: on two observed scenarios only, so the page has fitted, held-out and leave-one-out points,
+#: and whose alpha (10 cycles per hop, the preset's 1) makes decode errors large on purpose.
 FITTED_ON = ("waferllm-decode-420", "waferllm-prefill-480")
 SLOW_ALPHA = 10.0
 
@@ -53,8 +53,8 @@ def preset(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def fitted(tmp_path_factory):
-    """The report on a spec that claims a fit on two scenarios (its alpha refitted in the
-    leave-one-out)."""
+    """The report on a spec that claims a fit on two scenarios (its alpha, beta and FMA rate
+    refitted in the leave-one-out)."""
     folder = tmp_path_factory.mktemp("fitted")
     base = load_hardware("wse2")
     spec = base.replace(uncalibrated=tuple(n for n in base.uncalibrated if n != "alpha"), fitted_on=FITTED_ON,
@@ -114,8 +114,8 @@ def test_the_summaries_are_the_rows_statistics(fitted):
 
 
 def test_a_leave_one_out_point_is_the_refit_without_it(fitted):
-    """decode-420 left out: alpha refitted on the five other observed scenarios, done here by
-    plummer.calibrate directly."""
+    """decode-420 left out: the chip's fitted parameters refitted on the five other observed
+    scenarios, done here by plummer.calibrate directly."""
     from plummer.calibrate import calibrate, load_measurements
     from plummer.scenario import _DATA
 
@@ -123,7 +123,8 @@ def test_a_leave_one_out_point_is_the_refit_without_it(fitted):
     others = [str(_DATA / f"{s.name}.toml") for s in shipped_scenarios()
               if s.observed and s.name != "waferllm-decode-420"]
     assert len(others) == 5
-    refit = calibrate(load_measurements(others), spec, parameters=["alpha"]).spec
+    assert "alpha" in report["fitted_parameters"]  # the fixture's spec frees it
+    refit = calibrate(load_measurements(others), spec, parameters=report["fitted_parameters"]).spec
     assert refit.alpha != spec.alpha  # a real refit, or the check below proves nothing
     s = next(s for s in shipped_scenarios() if s.name == "waferllm-decode-420")
     row = next(r for r in report["rows"] if r["scenario"] == s.name)

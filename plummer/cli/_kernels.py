@@ -227,6 +227,8 @@ def _benchmark(args: argparse.Namespace) -> None:
     size, limit = (100_000, 1.0) if args.quick else (1_000_000, 20.0)
     size = size if args.configs is None else args.configs
     limit = limit if args.limit is None else args.limit
+    if args.repeats < 1:
+        raise CommandLineError(f"--repeats {args.repeats} must be >= 1")
     if size < 1:
         raise CommandLineError(f"--configs {size} must be >= 1")
     if not limit > 0:
