@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import json
 import os
 import signal
@@ -260,3 +261,18 @@ def test_a_killed_worker_loses_no_finished_trial_and_the_study_resumes(tmp_path)
     running = optuna.load_study(study_name="small", storage=search.open_storage(url)).get_trials(
         states=(optuna.trial.TrialState.RUNNING,))
     assert not running and summary["stale_trials_failed"] >= 1
+
+
+def test_the_search_benchmark_gives_each_seeds_curve_and_their_median():
+    from search._benchmark import study_benchmark
+
+    out = study_benchmark(["llama3-8b-wse3"], trials=40, seeds=3)
+    (row,) = out["studies"]
+    assert [r["seed"] for r in row["runs"]] == [0, 1, 2] and row["seeds"] == 3
+    assert list(row["median_regret"]) == ["10", "25"]
+    for checkpoint, median in row["median_regret"].items():
+        values = sorted(math.inf if r["regret"][checkpoint] is None else r["regret"][checkpoint] for r in row["runs"])
+        assert (None if math.isinf(values[1]) else values[1]) == median
+    assert all(r["regret"]["25"] is None or r["regret"]["25"] >= 0 for r in row["runs"])
+    assert row["runs_within_1pct"] == sum(r["trials_to_1pct"] is not None for r in row["runs"])
+    assert out["exhaustive"]["points"] > 9_000_000

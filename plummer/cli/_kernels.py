@@ -217,6 +217,8 @@ def register_benchmark(subparsers: argparse._SubParsersAction) -> None:
                        help="with --part studies/all: only these shipped studies (default: every "
                        "single-objective one)")
     bench.add_argument("--trials", type=int, default=300, help="trials per study for the regret curves (default 300)")
+    bench.add_argument("--seeds", type=int, default=5,
+                       help="runs per study, seeded seed, seed + 1, ...; medians are shown (default 5)")
     add_json_flag(bench)
     bench.set_defaults(func=_benchmark)
 
@@ -235,6 +237,8 @@ def _benchmark(args: argparse.Namespace) -> None:
         raise CommandLineError(f"--limit {limit} must be > 0 seconds")
     if args.trials < 1:
         raise CommandLineError(f"--trials {args.trials} must be >= 1")
+    if args.seeds < 1:
+        raise CommandLineError(f"--seeds {args.seeds} must be >= 1")
     out: dict[str, Any] = {}
     if args.part in ("layouts", "all"):
         from plummer.layout._benchmark import layout_benchmark
@@ -243,7 +247,7 @@ def _benchmark(args: argparse.Namespace) -> None:
     if args.part in ("studies", "all"):
         from search._benchmark import study_benchmark
 
-        out["studies"] = study_benchmark(args.studies, args.trials)
+        out["studies"] = study_benchmark(args.studies, args.trials, args.seeds)
     if args.part in ("kernels", "all"):
         out["kernels"] = run_benchmark(load_hardware(args.hardware), repeats=args.repeats, large=not args.quick,
                                        size=size, limit=limit, clock=args.clock)
@@ -259,15 +263,19 @@ def _benchmark(args: argparse.Namespace) -> None:
 
 
 def _print_studies(figures: dict[str, Any]) -> None:
-    print("\nstudies: regret of the study's sampler against the exhaustive optimum, by trial")
+    print("\nstudies: regret of the study's sampler against the exhaustive optimum by trial, median "
+          "over the seeds (- before a feasible trial)")
     rows = []
     for row in figures["studies"]:
+        reached = [r["trials_to_1pct"] for r in row["runs"]]
         rows.append({"study": row["study"], "points": row["points"], "exhaustive s": row["exhaustive_s"],
-                     **{f"@{k}": v for k, v in row["regret"].items()},
-                     "trials to 1%": row["trials_to_1pct"], "objective share": row["evaluation_share"]})
+                     **{f"@{k}": math.nan if v is None else v for k, v in row["median_regret"].items()},
+                     "within 1%": f"{row['runs_within_1pct']}/{row['seeds']}",
+                     "trials to 1%": " ".join("-" if t is None else str(t) for t in reached),
+                     "objective share": row["median_evaluation_share"]})
     with pd.option_context("display.max_rows", None, "display.width", 220,
                            "display.float_format", lambda v: f"{v:,.3g}" if not math.isnan(v) else "-"):
-        print(pd.DataFrame(rows).to_string(index=False))
+        print(pd.DataFrame(rows).to_string(index=False, na_rep="-"))
     e = figures["exhaustive"]
     print(f"exhaustive enumeration: {e['points']:,} points in {e['seconds']:.2f} s ({e['points_per_s']:,.0f} points/s)")
 

@@ -30,6 +30,17 @@ Definitions (DESIGN.md section 3; cycles inside, seconds at the edge):
   apart (not in ``ttft`` or ``e2e``): every core's data (its decode weights and prompt KV, or
   its prefill weights, whichever is more) shifted by the two placements' joint extent, as
   the shift kernel moves it: an upper bound of any core's path.
+- Memory per core (bytes), with the pipeline full (``R`` batches in flight, each region
+  holding its layers' KV of every one of them): prefill, the weights of the most layers on
+  a region, the prompts' K and V of those layers for ``R`` batches (kept for the decode;
+  ``prompt_kv_bytes``), and the largest working set of an op; decode, the weights, the KV cache of ``R`` batches
+  of ``B`` requests at the final context in the busiest row (``kv_cache_bytes``), and the
+  largest working set. The layer being computed has its K/V in both the cache and its ops'
+  operands: an upper bound by one layer's K/V of one batch. ``max_context_shift`` /
+  ``_concat``: the longest context whose cache fits beside the weights and the working set,
+  which grows with the context too (score vectors; each op's is affine in the busiest
+  row's cached tokens, measured one row past the final context); 0 where not even the
+  prompt fits.
 - Energy per output token (``power_watts`` of the spec, when given): the power over the
   end-to-end throughput with the pipeline full.
 """
@@ -47,7 +58,7 @@ from plummer.kernels import get_kernel
 from plummer.layout._arrays import BAD_GROUP_NUM, BAD_HEAD_GROUPS, LayoutArrays, PhaseArrays
 from plummer.layout._evaluate import OpCost, evaluate_ops, layer_cycles
 from plummer.layout._ops import Op
-from plummer.layout._plan import ceil_div, decode_plan, kv_bytes_per_token, prefill_plan
+from plummer.layout._plan import ceil_div, decode_plan, kv_bytes_per_token, prefill_plan, prompt_kv_bytes
 from plummer.model import ModelSpec
 
 #: The figures a study may optimise or bound, and a scenario observe (keys of
@@ -58,13 +69,15 @@ METRICS = (
     "decode_tokens_per_s", "decode_s_per_token", "decode_throughput_tokens_per_s",
     "e2e_tokens_per_s", "e2e_throughput_tokens_per_s", "energy_per_token_j", "replacement_s",
     "memory_per_core_bytes", "memory_prefill_bytes", "memory_decode_bytes",
-    "memory_headroom_bytes", "routes_per_core", "max_context_shift", "max_context_concat",
+    "memory_headroom_bytes", "kv_cache_bytes", "prompt_kv_bytes", "routes_per_core", "max_context_shift",
+    "max_context_concat",
 )
 
 #: Why a layout cannot run (bits of ``reasons``), and what each bit means.
 REASONS = {
-    1: "prefill: memory per core exceeds the budget",
-    2: "decode: memory per core exceeds the budget (weights, KV cache at the final context, buffers)",
+    1: "prefill: memory per core exceeds the budget (weights, the prompts' KV of every batch in flight, buffers)",
+    2: "decode: memory per core exceeds the budget (weights, KV cache of every batch in flight at the "
+       "final context, buffers)",
     4: "prefill: a kernel needs more routes per core than the budget",
     8: "decode: a kernel needs more routes per core than the budget",
     16: "prefill: the regions do not fit the fabric (or outnumber the layers)",
@@ -86,6 +99,7 @@ class PhaseCost:
     weights_bytes: np.ndarray
     working_bytes: np.ndarray
     routes: np.ndarray
+    op_working_bytes: dict[str, np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -112,12 +126,26 @@ def _phase(spec: HardwareSpec, ops: list[Op], like: PhaseCost | None = None) -> 
     costs = evaluate_ops(spec, ops, known)
     layer = layer_cycles(ops, costs, spec.launch_overhead_cycles)
     weights = sum(np.asarray(op.repeats) * costs[op.name].resident_bytes for op in ops)
-    working = reduce(np.maximum, (np.where(np.asarray(op.repeats) > 0, costs[op.name].memory_bytes
-                                           - costs[op.name].resident_bytes + op.live_bytes, 0.0)
-                                  for op in ops))
+    op_working = {op.name: np.where(np.asarray(op.repeats) > 0, costs[op.name].memory_bytes
+                                    - costs[op.name].resident_bytes + op.live_bytes, 0.0) for op in ops}
+    working = reduce(np.maximum, op_working.values())
     routes = reduce(np.maximum, (np.where(np.asarray(op.repeats) > 0, costs[op.name].routes, 0.0)
                                  for op in ops))
-    return PhaseCost(ops, costs, layer, weights, working, routes)
+    return PhaseCost(ops, costs, layer, weights, working, routes, op_working)
+
+
+def _longest_context_rows(budget: float, fixed: np.ndarray, kv_row_token: np.ndarray, at: PhaseCost,
+                          past: PhaseCost, rows: np.ndarray) -> np.ndarray:
+    """Cached tokens the busiest row can hold: the most ``c`` with ``fixed + kv_row_token c +
+    max_op (a_op + b_op c) <= budget`` (bytes), each op's working set affine in ``c`` as
+    measured at ``rows`` (``at``) and ``rows + 1`` (``past``); 0 where none fits."""
+    most = None
+    for name, here in at.op_working_bytes.items():
+        slope = past.op_working_bytes[name] - here
+        room = budget - fixed - (here - slope * rows)
+        c = np.floor(room / np.maximum(kv_row_token + slope, 1e-300))
+        most = c if most is None else np.minimum(most, c)
+    return np.maximum(most, 0)
 
 
 def _transfer(spec: HardwareSpec, ph: PhaseArrays, tile: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -186,17 +214,19 @@ def evaluate(spec: HardwareSpec, model: ModelSpec, arrays: LayoutArrays) -> Eval
     flops_dc = n_out * (flops_dc_first + flops_dc_last) / 2  # linear in the context: exact
     peak = 2.0 * spec.fma_per_cycle * spec.fabric_width * spec.fabric_height * clock
 
-    # memory per core and the KV capacity
+    # memory per core and the KV capacity, with the pipeline full (a batch per region)
     budget = spec.memory_bytes
-    kv_token = dc.max_layers * kv_bytes_per_token(model, spec, dc)
-    mem_pf = pf.max_layers * prefill.weights_bytes + prefill.working_bytes
+    kv_pf = pf.regions * pf.max_layers * prompt_kv_bytes(model, spec, pf, b, n_in)
+    mem_pf = pf.max_layers * prefill.weights_bytes + kv_pf + prefill.working_bytes
+    kv_row_token = dc.regions * dc.max_layers * b * kv_bytes_per_token(model, spec, dc)
     weights_dc = dc.max_layers * decode.weights_bytes
-    kv_dc = kv_token * c_last
+    kv_dc = kv_row_token * c_last
     mem_dc = weights_dc + kv_dc + decode.working_bytes
-    free = budget - weights_dc - decode.working_bytes
-    per_core = np.maximum(np.floor(free / np.maximum(kv_token, 1)), 0)
-    max_shift = dc.q * per_core
-    max_concat = np.maximum(n_in + per_core - ceil_div(n_in, dc.q), 0)
+    probe = _phase(spec, decode_plan(model, spec, dc, b, last + dc.q, c_last + 1, shift_kv), like=decode)
+    per_row = _longest_context_rows(budget, weights_dc, kv_row_token, decode, probe, c_last)
+    max_shift = dc.q * per_row
+    prompt_row = ceil_div(n_in, dc.q)
+    max_concat = np.where(per_row >= prompt_row, n_in + per_row - prompt_row, 0)
 
     reasons = np.zeros(shape, dtype=np.int64)
     for bit, bad in ((1, mem_pf > budget), (2, mem_dc > budget),
@@ -207,7 +237,7 @@ def evaluate(spec: HardwareSpec, model: ModelSpec, arrays: LayoutArrays) -> Eval
         reasons |= np.where(bad, bit, 0)
 
     # the one-off re-placement between the phases
-    move = np.maximum(pf.max_layers * prefill.weights_bytes, weights_dc + kv_token * ceil_div(n_in, dc.q))
+    move = np.maximum(pf.max_layers * prefill.weights_bytes + kv_pf, weights_dc + kv_row_token * prompt_row)
     hops = np.maximum(pf.extent_x, dc.extent_x) + np.maximum(pf.extent_y, dc.extent_y)
     shift = get_kernel("shift", "shift")
     elements = np.maximum(np.ceil(move / spec.dtype_bytes), 1).astype(np.int64)
@@ -236,6 +266,7 @@ def evaluate(spec: HardwareSpec, model: ModelSpec, arrays: LayoutArrays) -> Eval
         "memory_prefill_bytes": mem_pf,
         "memory_decode_bytes": mem_dc,
         "kv_cache_bytes": kv_dc,
+        "prompt_kv_bytes": kv_pf,
         "routes_per_core": np.maximum(prefill.routes, decode.routes),
         "max_context_shift": max_shift,
         "max_context_concat": max_concat,

@@ -108,7 +108,7 @@ def prefill_plan(model: ModelSpec, spec: HardwareSpec, ph: PhaseArrays, batch: n
         Op("norm.scale", "local", local_work("scale", rows, cols), 1, live_bytes=resid),
     ]
     qkv_cols = ceil_div((h + gr["rho"] * hkv) * d, p)
-    v_bytes = rows * ceil_div(gr["rho"] * hkv * d, p) * db
+    v_bytes = prompt_kv_bytes(model, spec, ph, batch, length) // 2
     att_group = {"p": gr["pg"], "q": q}
     s_rows = m_att // q
     s_cols = ceil_div(q, gr["pg"]) * (lp // q)  # the score blocks a core owns, at most
@@ -221,10 +221,18 @@ def decode_plan(model: ModelSpec, spec: HardwareSpec, ph: PhaseArrays, batch: np
 
 
 def kv_bytes_per_token(model: ModelSpec, spec: HardwareSpec, ph: PhaseArrays) -> np.ndarray:
-    """KV-cache bytes one cached token takes in one core of its row, per layer: K and V
-    slices of the group's KV heads (``2 kappa ceil(d / P_g)`` elements)."""
+    """Decode: KV-cache bytes one cached token of one request takes in one core of its row,
+    per layer: K and V slices of the group's KV heads (``2 kappa ceil(d / P_g)`` elements)."""
     gr = groups(model, ph)
     return 2 * gr["kappa"] * ceil_div(model.head_dim, gr["pg"]) * spec.dtype_bytes
+
+
+def prompt_kv_bytes(model: ModelSpec, spec: HardwareSpec, ph: PhaseArrays, batch: np.ndarray,
+                    length: np.ndarray) -> np.ndarray:
+    """Prefill: bytes per core of one layer's K and V of the batch's prompts, as the K/V
+    projection leaves them (``(B L)_y`` rows, ``rho H_kv d`` columns over the ``P`` columns)."""
+    rows = batch * pad(length, ph.q) // ph.q
+    return 2 * rows * ceil_div(groups(model, ph)["rho"] * model.kv_heads * model.head_dim, ph.p) * spec.dtype_bytes
 
 
 def _renamed(op: Op, prefix: str) -> Op:

@@ -38,14 +38,16 @@ def region_layers(model: ModelSpec, phase: PhaseLayout) -> list[tuple[int, int]]
 
 def memory_parts(spec: HardwareSpec, model: ModelSpec, layout: Layout) -> dict[str, dict[str, float]]:
     """Per phase, bytes per core: ``weights`` (the most layers on one region), ``kv_cache``
-    (decode, at the final context) and ``buffers`` (the largest working set of an op)."""
+    (prefill: the prompts' K and V; decode: the cache at the final context; of every batch in
+    flight) and ``buffers`` (the largest working set of an op)."""
     arrays = layout_arrays(spec, model, [layout])
     ev = evaluate(spec, model, arrays)
     out = {}
     for phase, cost, part in (("prefill", ev.prefill, arrays.prefill), ("decode", ev.decode, arrays.decode)):
         layers = float(np.asarray(part.max_layers).reshape(-1)[0])
         out[phase] = {"weights": layers * float(np.asarray(cost.weights_bytes).reshape(-1)[0]),
-                      "kv_cache": float(ev.metrics["kv_cache_bytes"].reshape(-1)[0]) if phase == "decode" else 0.0,
+                      "kv_cache": float(ev.metrics["kv_cache_bytes" if phase == "decode" else "prompt_kv_bytes"]
+                                        .reshape(-1)[0]),
                       "buffers": float(np.asarray(cost.working_bytes).reshape(-1)[0])}
     return out
 
