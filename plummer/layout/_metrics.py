@@ -58,7 +58,13 @@ from plummer.kernels import get_kernel
 from plummer.layout._arrays import BAD_GROUP_NUM, BAD_HEAD_GROUPS, LayoutArrays, PhaseArrays
 from plummer.layout._evaluate import OpCost, evaluate_ops, layer_cycles
 from plummer.layout._ops import Op
-from plummer.layout._plan import ceil_div, decode_plan, kv_bytes_per_token, prefill_plan, prompt_kv_bytes
+from plummer.layout._plan import (
+    ceil_div,
+    decode_plan,
+    kv_bytes_per_token,
+    prefill_plan,
+    prompt_kv_bytes,
+)
 from plummer.model import ModelSpec
 
 #: The figures a study may optimise or bound, and a scenario observe (keys of
