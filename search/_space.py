@@ -12,7 +12,8 @@ A space maps names of :meth:`plummer.layout.LayoutArrays.from_columns` (``pf_p``
   point's grid allows means all that fit: the sampler keeps one distribution to learn from,
   and never proposes regions that cannot be placed. The exhaustive enumeration takes every
   count up to the most any grid allows; ``"fit"`` alone: exactly as many as fit (the most
-  throughput a grid can pipeline: more regions never cost memory);
+  throughput a grid can pipeline: more regions hold fewer layers each and the KV cache of
+  more batches in flight, about the same memory per core);
 - the name of another dimension (``dc_q = "dc_p"``): the same value (square grids);
 - a single value: fixed, not searched.
 
