@@ -47,11 +47,9 @@ def default_head_groups(model: ModelSpec, p: int, q: int | None = None) -> int:
     ``p`` columns (:func:`head_groups_ok`), those whose group width divides the ``q`` rows
     (the P.V GEMM then runs on a virtual grid of ``q``, not ``lcm(P_g, q)``: no padding blow-up),
     and among them the one nearest to one group per KV head (query heads that share a KV head
-    attend together, with no copy of K and V), the smaller on a tie."""
+    attend together, with no copy of K and V), the smaller on a tie. One group always fits
+    (``p >= 2``, as every layout grid has)."""
     allowed = [g for g in range(1, model.heads + 1) if bool(head_groups_ok(model, g, p))]
-    if not allowed:
-        raise SpecError(f"no head grouping of model '{model.name}' fits {p} columns "
-                        "(each group needs at least 2 columns)")
     if q is not None:
         allowed = [g for g in allowed if q % (p // g) == 0] or allowed
     return min(allowed, key=lambda g: (abs(math.log(g / model.kv_heads)), g))
@@ -207,7 +205,7 @@ def _auto_phase(spec: HardwareSpec, model: ModelSpec, phase: str, p: np.ndarray,
     along = regions - 1 - turns
     default = _default_groups_array(model, p, q)
     groups = np.where(head_groups == 0, default, head_groups)
-    groups_ok = head_groups_ok(model, groups, p) | (default == 0)
+    groups_ok = head_groups_ok(model, groups, p)
     k_tree = rest.pop("k_tree")
     gx, gy = rest.pop("group_num_x"), rest.pop("group_num_y")
     ok_x, ok_y = _group_num_ok(gx, p, k_tree), _group_num_ok(gy, q, k_tree)
@@ -215,7 +213,7 @@ def _auto_phase(spec: HardwareSpec, model: ModelSpec, phase: str, p: np.ndarray,
         p=p, q=q, regions=regions, max_layers=-(-model.layers // regions),
         head_groups=np.where(groups_ok, groups, default), k_tree=k_tree,
         group_num_x=np.where(ok_x, gx, 0), group_num_y=np.where(ok_y, gy, 0),
-        invalid=np.where(groups_ok & (default > 0), 0, BAD_HEAD_GROUPS)
+        invalid=np.where(groups_ok, 0, BAD_HEAD_GROUPS)
         | np.where(ok_x & ok_y, 0, BAD_GROUP_NUM),
         tr_shifts=regions - 1, tr_hops=along * p + turns * q,
         tr_max_shifts=np.minimum(regions - 1, 1),
@@ -234,16 +232,11 @@ def _group_num_ok(group: np.ndarray, length: np.ndarray, k_tree: np.ndarray) -> 
 
 
 def _default_groups_array(model: ModelSpec, p: np.ndarray, q: np.ndarray) -> np.ndarray:
-    """:func:`default_head_groups` per distinct ``(p, q)`` (0 where no grouping fits)."""
+    """:func:`default_head_groups` per distinct ``(p, q)``."""
     shape = np.broadcast_shapes(p.shape, q.shape)
     pairs = np.stack([np.broadcast_to(p, shape).reshape(-1), np.broadcast_to(q, shape).reshape(-1)], axis=1)
     unique, inverse = np.unique(pairs, axis=0, return_inverse=True)
-    table = []
-    for pv, qv in unique.tolist():
-        try:
-            table.append(default_head_groups(model, pv, qv))
-        except SpecError:
-            table.append(0)
+    table = [default_head_groups(model, pv, qv) for pv, qv in unique.tolist()]
     return np.asarray(table, dtype=np.int64)[inverse.reshape(-1)].reshape(shape)
 
 

@@ -35,7 +35,7 @@ def padded_gemm(algo: str, p: np.ndarray, q: np.ndarray, m: np.ndarray, k: np.nd
                 n: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The smallest sizes ``>= (m, k, n)`` a GEMM algorithm accepts on a ``p`` x ``q`` mesh
     (the kernels' divisibility rules; a padded row or column costs time and memory)."""
-    if algo in ("meshgemm", "meshgemm-rowwise", "cannon"):
+    if algo in ("meshgemm", "cannon"):
         s = np.lcm(p, q)
         return pad(m, s), pad(k, s), pad(n, s)
     if algo == "summa-relay":

@@ -61,7 +61,7 @@ class Prediction:
         return out
 
 
-def _breakdown(phase: str, cost: PhaseCost, launch: float) -> list[dict[str, Any]]:
+def _breakdown(phase: str, cost: PhaseCost) -> list[dict[str, Any]]:
     rows = []
     for op in cost.ops:
         c = cost.costs[op.name]
@@ -128,8 +128,7 @@ def predict(spec: HardwareSpec, model: ModelSpec, layout: Layout, chosen: list[s
     code = metrics["reasons"]
     reasons = [t for t in reason_texts(code) if "memory" not in t] + _memory_reasons(ev, spec, model, layout)
     reasons = _route_details(ev, spec, reasons)
-    breakdown = (_breakdown("prefill", ev.prefill, spec.launch_overhead_cycles)
-                 + _breakdown("decode", ev.decode, spec.launch_overhead_cycles))
+    breakdown = _breakdown("prefill", ev.prefill) + _breakdown("decode", ev.decode)
     return Prediction(layout, model, spec, metrics, code == 0, reasons, breakdown, chosen or [])
 
 
