@@ -30,3 +30,19 @@ def test_padded_gemm_knows_exactly_the_layout_gemm_algorithms():
         padded_gemm(algo, np.asarray([4]), np.asarray([6]), one, one, one)
     with pytest.raises(ValueError):
         padded_gemm("meshgemm-rowwise", np.asarray([4]), np.asarray([6]), one, one, one)
+
+
+def _error(run_cli, *argv: str) -> str:
+    """The one-line error of a ``plummer predict`` run that must fail with exit code 2."""
+    code, out, err = run_cli("predict", *argv)
+    assert code == 2, (out, err)
+    assert err.count("\n") == 1 and "Traceback" not in err
+    return err
+
+
+@pytest.mark.parametrize("option", ["--prefill-grid", "--decode-grid"])
+@pytest.mark.parametrize("value", ["0x5", "1x5", "5x1", "axb", "4x4x4"])
+def test_grid_options_are_named_and_need_two_cores_per_side(run_cli, option, value):
+    err = _error(run_cli, option, value)
+    assert f"{option} '{value}'" in err and ">= 2" in err
+    assert "--mesh" not in err and "pf_p" not in err and "dc_p" not in err

@@ -52,8 +52,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     pred.set_defaults(func=_predict)
 
 
-def _grid(text: str | None) -> tuple[int, int] | None:
-    return None if text is None else parse_mesh(text)
+def _grid(text: str | None, option: str) -> tuple[int, int] | None:
+    """A layout grid option (a region needs at least 2 x 2 cores)."""
+    return None if text is None else parse_mesh(text, option, minimum=2)
 
 
 def run_predict(args: argparse.Namespace) -> Prediction:
@@ -71,7 +72,8 @@ def run_predict(args: argparse.Namespace) -> Prediction:
         spec, model, **request,
         prefill=None if args.prefill_grid else (base.prefill if base else None),
         decode=None if args.decode_grid else (base.decode if base else None),
-        grids={"prefill": _grid(args.prefill_grid), "decode": _grid(args.decode_grid)},
+        grids={"prefill": _grid(args.prefill_grid, "--prefill-grid"),
+               "decode": _grid(args.decode_grid, "--decode-grid")},
         regions={"prefill": args.prefill_regions or args.regions,
                  "decode": args.decode_regions or args.regions},
     )
