@@ -3,13 +3,18 @@ with CLI overrides, column checks, messages), each pinned by a test."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
+from plummer.errors import SpecError
 from plummer.hardware import load_hardware
-from plummer.layout import GEMM_ALGOS
+from plummer.layout import GEMM_ALGOS, LayoutArrays, evaluate, load_layout
 from plummer.layout._arrays import default_head_groups
-from plummer.layout._evaluate import padded_gemm
+from plummer.layout._evaluate import evaluate_ops, padded_gemm
+from plummer.layout._ops import Op, local_work
+from plummer.layout._predict import default_layout
 from plummer.model import load_model, model_presets
 
 WSE2 = load_hardware("wse2")
@@ -46,3 +51,109 @@ def test_grid_options_are_named_and_need_two_cores_per_side(run_cli, option, val
     err = _error(run_cli, option, value)
     assert f"{option} '{value}'" in err and ">= 2" in err
     assert "--mesh" not in err and "pf_p" not in err and "dc_p" not in err
+
+
+LAYOUT_FILE = """model = "llama3-8b"
+hardware = "wse2"
+[prefill]
+grid = [480, 480]
+regions = 2
+gemm = "cannon"
+allreduce = "pipeline"
+k_tree = 3
+head_groups = 4
+origins = [[0, 0], [0, 480]]
+[decode]
+grid = [360, 360]
+regions = 4
+layers_per_region = [5, 9, 9, 9]
+allreduce = "pipeline-mid"
+group_num_x = 4
+"""
+
+
+def _layout_file(tmp_path) -> str:
+    path = tmp_path / "layout.toml"
+    path.write_text(LAYOUT_FILE)
+    return str(path)
+
+
+def test_a_grid_option_replaces_only_the_grid_of_the_layout_files_phase(run_cli, tmp_path):
+    code, out, err = run_cli("predict", "--layout", _layout_file(tmp_path), "--prefill-grid", "240x240",
+                             "--decode-grid", "240x360", "--json")
+    assert code == 0, err
+    payload = json.loads(out)
+    prefill, decode = payload["layout"]["prefill"], payload["layout"]["decode"]
+    assert prefill["grid"] == [240, 240] and decode["grid"] == [240, 360]
+    assert (prefill["regions"], prefill["gemm"], prefill["allreduce"], prefill["k_tree"],
+            prefill["head_groups"]) == (2, "cannon", "pipeline", 3, 4)
+    assert prefill["origins"] is None  # they placed regions of 480 x 480
+    assert (decode["regions"], decode["layers_per_region"], decode["allreduce"],
+            decode["group_num_x"]) == (4, [5, 9, 9, 9], "pipeline-mid", 4)
+    assert any("origins are dropped" in text for text in payload["chosen_defaults"])
+
+
+def test_a_grid_option_too_large_for_the_layout_files_regions_is_an_error(run_cli, tmp_path):
+    err = _error(run_cli, "--layout", _layout_file(tmp_path), "--prefill-grid", "660x660")
+    assert "--prefill-grid 660x660" in err and "2 prefill regions" in err and "allowed 1..1" in err
+
+
+def test_regions_note_the_layer_counts_and_origins_they_drop(tmp_path):
+    base = load_layout(_layout_file(tmp_path))
+    layout, chosen = default_layout(WSE2, LLAMA, prefill=base.prefill, decode=base.decode,
+                                    regions={"prefill": 1, "decode": 2})
+    assert layout.decode.layers_per_region is None and layout.prefill.origins is None
+    assert any(t.startswith("decode: 2 regions replace the layout's 4; its layers_per_region")
+               for t in chosen)
+    assert any(t.startswith("prefill: 1 regions replace the layout's 2; its origins") for t in chosen)
+
+
+def test_the_default_search_keeps_only_regions_that_fit_the_fabric(run_cli):
+    qwen = load_model("qwen2-72b")
+    layout, chosen = default_layout(WSE3, qwen, regions={"prefill": 2, "decode": 2})
+    for lay in (layout.prefill, layout.decode):
+        p, q = lay.grid
+        assert lay.regions == 2 and (WSE3.fabric_width // p) * (WSE3.fabric_height // q) >= 2
+    # nothing fits qwen2-72b's memory: the note says which rule picked it, and only that one
+    assert all("least memory per core" in t and "TTFT" not in t and "tokens/s" not in t for t in chosen)
+    code, out, err = run_cli("predict", "--model", "qwen2-72b", "--hardware", "wse3", "--regions", "2")
+    assert code == 0, err
+
+
+def test_regions_no_candidate_grid_holds_are_named():
+    with pytest.raises(SpecError, match=r"3 regions \(--prefill-regions or --regions\) of grid "
+                       r"480x480 .*allowed 1\.\.2"):
+        default_layout(WSE2, LLAMA, grids={"prefill": (480, 480)}, regions={"prefill": 3})
+    with pytest.raises(SpecError, match=r"decode: 40 regions .*32 layers; allowed 1\.\.32"):
+        default_layout(WSE2, LLAMA, regions={"decode": 40})
+
+
+@pytest.mark.parametrize("phase", ["prefill", "decode"])
+@pytest.mark.parametrize("grid", ["757x997", "758x996", "2000x2000"])
+def test_a_grid_larger_than_the_fabric_names_the_option_and_the_fabric(run_cli, phase, grid):
+    err = _error(run_cli, "--model", "llama3-8b", "--hardware", "wse2", f"--{phase}-grid", grid)
+    assert f"--{phase}-grid {grid}" in err and "757 x 996" in err
+    assert f"[{'decode' if phase == 'prefill' else 'prefill'}]" not in err
+
+
+def test_an_empty_batch_is_refused():
+    arrays = LayoutArrays.from_columns(WSE2, LLAMA, pf_p=np.zeros(0, dtype=int), pf_q=24, dc_p=24, dc_q=24)
+    with pytest.raises(SpecError, match="empty batch"):
+        evaluate(WSE2, LLAMA, arrays)
+
+
+def test_the_searched_region_cap_is_a_named_constant(monkeypatch):
+    from plummer.layout import _predict
+
+    monkeypatch.setattr(_predict, "_MAX_SEARCHED_REGIONS", 2)
+    _, chosen = default_layout(WSE2, LLAMA, grids={"prefill": (240, 240), "decode": (240, 240)})
+    assert all(" 2 candidates" in t for t in chosen), chosen
+
+
+def test_ops_with_the_same_parameters_but_other_extras_are_not_merged():
+    params = local_work("add", np.asarray([4]), np.asarray([8]))
+    ops = [Op("a", "local", params, 1, extra={"resident": 10.0}),
+           Op("b", "local", params, 1, extra={"resident": 20.0}),
+           Op("c", "local", params, 1, extra={"resident": 10.0})]
+    costs = evaluate_ops(WSE2, ops)
+    assert [float(costs[n].resident_bytes.reshape(-1)[0]) for n in "abc"] == [10.0, 20.0, 10.0]

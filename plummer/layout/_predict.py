@@ -9,11 +9,13 @@ candidates in one batch and keeping the best that fits.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from plummer.errors import SpecError
 from plummer.hardware import HardwareSpec
 from plummer.layout._arrays import LayoutArrays, default_head_groups, layout_arrays
 from plummer.layout._layout import Layout, PhaseLayout
@@ -146,8 +148,37 @@ def _route_details(ev: Evaluation, spec: HardwareSpec, reasons: list[str]) -> li
     return out
 
 
-#: Square grids the default search tries (cores per side), and the most regions.
+#: Square grids the default search tries (cores per side); it also tries each 2 and 3 times
+#: as tall, and as wide.
 _CANDIDATE_SIDES = tuple(range(24, 1200, 24))
+#: The most regions the default search tries per grid (or the model's layers if fewer).
+_MAX_SEARCHED_REGIONS = 64
+
+
+def _given_phase(spec: HardwareSpec, phase: str, given: PhaseLayout, grid: tuple[int, int] | None,
+                 count: int | None) -> tuple[PhaseLayout, list[str]]:
+    """A given phase with its grid and region count replaced where given, dropping what
+    they invalidate (with a note each): origins place regions of the old grid; layer counts
+    and origins list the old regions. Regions that do not fit a replaced grid are an error."""
+    notes = []
+    if count is not None and count != given.regions:
+        dropped = [name for name in ("layers_per_region", "origins") if getattr(given, name) is not None]
+        if dropped:
+            notes.append(f"{phase}: {count} regions replace the layout's {given.regions}; its "
+                         f"{' and '.join(dropped)} are dropped (layers spread evenly, snake placement)")
+        given = dataclasses.replace(given, regions=count, layers_per_region=None, origins=None)
+    if grid is not None and grid != given.grid:
+        fit = (spec.fabric_width // grid[0]) * (spec.fabric_height // grid[1])
+        if given.regions > fit:
+            raise SpecError(f"--{phase}-grid {grid[0]}x{grid[1]}: the layout's {given.regions} {phase} "
+                            f"regions do not fit the fabric of '{spec.name}' ({spec.fabric_width} x "
+                            f"{spec.fabric_height} cores) with that grid; allowed 1..{fit} "
+                            f"(--{phase}-regions sets them)")
+        if given.origins is not None:
+            notes.append(f"{phase}: grid {grid[0]}x{grid[1]} replaces the layout's "
+                         f"{given.grid[0]}x{given.grid[1]}; its origins are dropped (snake placement)")
+        given = dataclasses.replace(given, grid=grid, origins=None)
+    return given, notes
 
 
 def default_layout(
@@ -157,55 +188,73 @@ def default_layout(
     grids: dict[str, tuple[int, int] | None] | None = None,
     regions: dict[str, int | None] | None = None,
 ) -> tuple[Layout, list[str]]:
-    """A layout for what is not given. A phase given whole (``prefill``, ``decode``) is kept,
-    with its ``regions`` replaced if ``regions[phase]`` is given. Otherwise its grid
-    (``grids[phase]``, else every square from 24 x 24 up in steps of 24) and region count
-    (``regions[phase]``, else 1 up to what fits; grids of aspect 1, 2 and 3) are the candidates, all evaluated in one
-    batch, and the fastest that fits is kept (prefill: the least TTFT; decode: the most
-    tokens/s per request); if none fits, the one whose memory overflows least. Returns the
-    layout and a sentence per choice made."""
+    """A layout for what is not given (``grids`` and ``regions`` are ``plummer predict``'s
+    ``--prefill-grid`` etc.; a grid must be at least 2 x 2 and fit the fabric).
+
+    A phase given whole (``prefill``, ``decode``) is kept, with its grid replaced if
+    ``grids[phase]`` is given (its origins dropped; its regions must fit the new grid) and
+    its region count if ``regions[phase]`` is (its layer counts and origins dropped). Otherwise its grid
+    (``grids[phase]``, else every square from 24 x 24 up in steps of 24 and grids 2 and 3
+    times as tall or wide) and region count (``regions[phase]``, else 1 up to what fits the
+    fabric, the layers and :data:`_MAX_SEARCHED_REGIONS`) are the candidates, all that fit
+    the fabric evaluated in one batch: the fastest that fits the memory and routes is kept
+    (prefill: the least TTFT; decode: the most tokens/s per request), else the one with the
+    least memory per core. Returns the layout and a sentence per choice made."""
     grids, regions = grids or {}, regions or {}
+    width, height = spec.fabric_width, spec.fabric_height
+    for phase, grid in grids.items():
+        if grid is not None and (min(grid) < 2 or grid[0] > width or grid[1] > height):
+            raise SpecError(f"--{phase}-grid {grid[0]}x{grid[1]} must be at least 2x2 and fit the "
+                            f"fabric of '{spec.name}' ({width} x {height} cores)")
     chosen: list[str] = []
-    side_max = min(spec.fabric_width, spec.fabric_height)
-    # candidates, and grids 2 or 3 times as tall (or wide) as they are wide, which tile an
-    # oblong fabric better and pad no more (lcm(P, kP) = kP)
+    # grids 2 or 3 times as tall (or wide) as they are wide tile an oblong fabric better and
+    # pad no more (lcm(P, kP) = kP); a fabric smaller than every candidate: its largest square
+    side = min(width, height)
     candidates = [(p, q) for s in _CANDIDATE_SIDES for k in (1, 2, 3)
-               for p, q in dict.fromkeys(((s, k * s), (k * s, s)))
-               if p <= spec.fabric_width and q <= spec.fabric_height] or [(side_max, side_max)]
+                  for p, q in dict.fromkeys(((s, k * s), (k * s, s)))
+                  if p <= width and q <= height] or [(side, side)]
     phases: dict[str, PhaseLayout] = {}
     for phase, given in (("prefill", prefill), ("decode", decode)):
-        count = regions.get(phase)
+        count, grid = regions.get(phase), grids.get(phase)
         if given is not None:
-            phases[phase] = given if count is None else PhaseLayout(
-                **{**given.__dict__, "regions": count, "layers_per_region": None, "origins": None})
+            phases[phase], notes = _given_phase(spec, phase, given, grid, count)
+            chosen += notes
             continue
-        shapes = [grids[phase]] if grids.get(phase) else candidates
-        cand_p, cand_q, cand_r = [], [], []
-        for p, q in shapes:
-            fit = (spec.fabric_width // p) * (spec.fabric_height // q)
-            for r in ([count] if count else range(1, min(model.layers, fit, 64) + 1)):
-                cand_p.append(p)
-                cand_q.append(q)
-                cand_r.append(r)
+        shapes = [grid] if grid else candidates
+        fits = {(p, q): min((width // p) * (height // q), model.layers) for p, q in shapes}
+        cand = [(p, q, r) for (p, q), fit in fits.items()
+                for r in (range(1, min(fit, _MAX_SEARCHED_REGIONS) + 1) if count is None
+                          else [count] if count <= fit else [])]
+        if not cand:
+            where = f"grid {grid[0]}x{grid[1]}" if grid else "any grid searched"
+            raise SpecError(f"{phase}: {count} regions (--{phase}-regions or --regions) of {where} "
+                            f"do not fit the fabric of '{spec.name}' ({width} x {height} cores) or "
+                            f"outnumber the model's {model.layers} layers; allowed 1..{max(fits.values())}")
+        cand_p, cand_q, cand_r = (np.asarray(c) for c in zip(*cand, strict=True))
         prefix = "pf" if phase == "prefill" else "dc"
-        small = min(shapes[0])
+        small = min(shapes[0])  # the other phase: a placeholder that fits
         columns = {"pf_p": small, "pf_q": small, "dc_p": small, "dc_q": small,
-                   f"{prefix}_p": np.asarray(cand_p), f"{prefix}_q": np.asarray(cand_q),
-                   f"{prefix}_regions": np.asarray(cand_r)}
+                   f"{prefix}_p": cand_p, f"{prefix}_q": cand_q, f"{prefix}_regions": cand_r}
         arrays = LayoutArrays.from_columns(spec, model, batch=batch, input_tokens=input_tokens,
                                            output_tokens=output_tokens, kv_cache=kv_cache, **columns)
         m = evaluate(spec, model, arrays).metrics
+        placed = (m["reasons"] & (16 if phase == "prefill" else 32)) == 0
         bits = (1 | 4 | 16 | 64) if phase == "prefill" else (2 | 8 | 32 | 128)
         ok = (m["reasons"] & bits) == 0
-        score = -m["ttft_s"] if phase == "prefill" else m["decode_tokens_per_s"]
-        key = "memory_prefill_bytes" if phase == "prefill" else "memory_decode_bytes"
-        best = int(np.argmax(np.where(ok, score, -np.inf))) if ok.any() else int(np.argmin(m[key]))
-        p, q, r = cand_p[best], cand_q[best], cand_r[best]
+        memory = m["memory_prefill_bytes" if phase == "prefill" else "memory_decode_bytes"]
+        what = "region count" if grid else "grid and region count"
+        if ok.any():
+            score = -m["ttft_s"] if phase == "prefill" else m["decode_tokens_per_s"]
+            best = int(np.argmax(np.where(ok, score, -np.inf)))
+            goal = "the least TTFT" if phase == "prefill" else "the most decode tokens/s per request"
+            why = f"{goal} among the {int(ok.sum())} of {len(cand)} candidates that fit"
+        else:
+            best = int(np.argmin(np.where(placed, memory, np.inf)))
+            why = (f"none of the {len(cand)} candidates fits the memory and route budgets: the "
+                   f"least memory per core ({float(memory[best]):,.0f} B)")
+        p, q, r = int(cand_p[best]), int(cand_q[best]), int(cand_r[best])
         phases[phase] = PhaseLayout(grid=(p, q), regions=r, head_groups=default_head_groups(model, p, q))
-        goal = "the least TTFT" if phase == "prefill" else "the most decode tokens/s per request"
-        fits = "that fits" if ok.any() else "(none fits: the least memory overflow)"
-        what = "region count" if grids.get(phase) else "grid and region count"
-        chosen.append(f"{phase}: {what} {p}x{q} x {r}: {goal} {fits} among {len(cand_p)} candidates")
+        chosen.append(f"{phase}: {what} {p}x{q} x {r}: {why}")
     layout = Layout(prefill=phases["prefill"], decode=phases["decode"], batch=batch,
                     input_tokens=input_tokens, output_tokens=output_tokens, kv_cache=kv_cache,
                     model=model.name, hardware=spec.name)
