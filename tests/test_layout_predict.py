@@ -10,10 +10,11 @@ import pytest
 
 from plummer.errors import SpecError
 from plummer.hardware import load_hardware
-from plummer.layout import GEMM_ALGOS, LayoutArrays, evaluate, load_layout
+from plummer.layout import GEMM_ALGOS, Layout, LayoutArrays, evaluate, layout_arrays, load_layout
 from plummer.layout._arrays import default_head_groups
 from plummer.layout._evaluate import evaluate_ops, padded_gemm
 from plummer.layout._ops import Op, local_work
+from plummer.layout._plan import prefill_plan
 from plummer.layout._predict import default_layout
 from plummer.model import load_model, model_presets
 
@@ -157,3 +158,41 @@ def test_ops_with_the_same_parameters_but_other_extras_are_not_merged():
            Op("c", "local", params, 1, extra={"resident": 10.0})]
     costs = evaluate_ops(WSE2, ops)
     assert [float(costs[n].resident_bytes.reshape(-1)[0]) for n in "abc"] == [10.0, 20.0, 10.0]
+
+
+GRIDS = {"pf_p": 24, "pf_q": 24, "dc_p": 24, "dc_q": 24}
+
+
+@pytest.mark.parametrize(("columns", "message"), [
+    ({"dc_group_num_y": -4}, "'dc_group_num_y' = -4 must be >= 0"),
+    ({"pf_group_num_x": np.asarray([0, -2])}, "'pf_group_num_x' = -2 must be >= 0"),
+    ({"dc_head_groups": -1}, "'dc_head_groups' = -1 must be >= 0"),
+    ({"pf_p": "big"}, "'pf_p' = 'big' must be integers"),
+    ({"dc_regions": 2.5}, "'dc_regions' = 2.5 must be integers"),
+    ({"batch": True}, "'batch' = True must be integers"),
+    ({"pf_gemm": [None]}, r"'pf_gemm' = None must be codes or names \(meshgemm, cannon, summa-relay\)"),
+    ({"pf_p": np.arange(24, 27), "dc_q": np.arange(24, 26)},
+     r"columns 'dc_q' \(2,\), 'pf_p' \(3,\) do not broadcast"),
+])
+def test_bad_columns_are_named_with_what_is_allowed(columns, message):
+    with pytest.raises(SpecError, match=message):
+        LayoutArrays.from_columns(WSE2, LLAMA, **(GRIDS | columns))
+
+
+def test_integral_float_columns_are_accepted():
+    arrays = LayoutArrays.from_columns(WSE2, LLAMA, **(GRIDS | {"pf_p": np.asarray([24.0, 48.0])}))
+    assert arrays.prefill.p.dtype == np.int64 and arrays.prefill.p.tolist() == [24, 48]
+
+
+def test_prefill_group_num_y_is_decode_only():
+    # prefill allreduces all run along x: group_num_y would change nothing, so it is refused
+    assert all(op.axis == "x" for op in prefill_plan(LLAMA, WSE2, layout_arrays(
+        WSE2, LLAMA, [Layout.from_dict({"prefill": {"grid": [24, 24]}, "decode": {"grid": [24, 24]}})]
+    ).prefill, 1, 64) if op.kind == "allreduce")
+    with pytest.raises(SpecError, match=r"'pf_group_num_y' = 4: group_num_y is decode-only"):
+        LayoutArrays.from_columns(WSE2, LLAMA, **(GRIDS | {"pf_group_num_y": 4}))
+    layout = Layout.from_dict({"prefill": {"grid": [24, 24], "group_num_y": 4}, "decode": {"grid": [24, 24]}})
+    with pytest.raises(SpecError, match=r"layout \[prefill\]: field 'group_num_y' = 4: .*decode-only"):
+        layout_arrays(WSE2, LLAMA, [layout])
+    decode = Layout.from_dict({"prefill": {"grid": [24, 24]}, "decode": {"grid": [24, 24], "group_num_y": 4}})
+    assert int(layout_arrays(WSE2, LLAMA, [decode]).decode.group_num_y[0]) == 4

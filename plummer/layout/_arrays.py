@@ -119,8 +119,10 @@ class LayoutArrays:
         Fields: ``batch, input_tokens, output_tokens`` (tokens), ``kv_cache`` (code or
         name), and per phase ``pf_`` / ``dc_`` + ``p, q, regions, gemm, allreduce, k_tree,
         group_num_x, group_num_y, head_groups`` (algorithm codes or names; head_groups 0 =
-        the default per grid). Missing fields take the :class:`PhaseLayout` defaults.
-        Numbers broadcast; every array is broadcast to one shape.
+        the default per grid; ``pf_group_num_y`` must be 0, see :class:`PhaseLayout`).
+        Missing fields take the :class:`PhaseLayout` defaults. Numbers broadcast; every
+        array is broadcast to one shape. Bad values (not integers, below their least value,
+        shapes that do not broadcast) are errors naming the column.
         """
         known = {"batch", "input_tokens", "output_tokens", "kv_cache"} | {
             f"{prefix}_{name}" for prefix in ("pf", "dc")
@@ -138,11 +140,19 @@ class LayoutArrays:
                     **{f"{x}_{k}": v for x in ("pf", "dc") for k, v in
                        (("regions", 1), ("gemm", 0), ("allreduce", 0), ("k_tree", 2),
                         ("group_num_x", 0), ("group_num_y", 0), ("head_groups", 0))}}
-        values = {k: np.asarray(_codes(k, columns.get(k, defaults.get(k))), dtype=np.int64) for k in known}
-        np.broadcast_shapes(*(v.shape for v in values.values()))  # a clear error if they do not
-        for name in ("batch", "input_tokens", "output_tokens", "pf_p", "pf_q", "dc_p", "dc_q",
-                     "pf_regions", "dc_regions", "pf_k_tree", "dc_k_tree"):
-            _at_least(name, values[name], 2 if name[3:] in ("p", "q") else 1)
+        values = {k: _integers(k, _codes(k, columns.get(k, defaults.get(k)))) for k in sorted(known)}
+        try:
+            np.broadcast_shapes(*(v.shape for v in values.values()))
+        except ValueError:
+            shapes = ", ".join(f"'{k}' {v.shape}" for k, v in values.items() if v.ndim)
+            raise SpecError(f"layout columns {shapes} do not broadcast to one shape; allowed: "
+                            "numbers and arrays whose shapes broadcast (numpy's rules)") from None
+        for name, minimum in _MINIMA.items():
+            _at_least(name, values[name], minimum)
+        if values["pf_group_num_y"].any():
+            raise SpecError(f"layout column 'pf_group_num_y' = {int(values['pf_group_num_y'].max())}: "
+                            "group_num_y is decode-only (prefill's allreduces run along x); "
+                            "allowed: 0")
         phases = {}
         for prefix, phase in (("pf", "prefill"), ("dc", "decode")):
             v = {name: values[f"{prefix}_{name}"] for name in
@@ -166,6 +176,11 @@ class LayoutArrays:
 
 
 _CODE_TABLES = {"gemm": GEMM_ALGOS, "allreduce": ALLREDUCE_ALGOS, "kv_cache": KV_SCHEMES}
+#: The least value of each numeric column (cores, counts, tokens; 0 = the default).
+_MINIMA = {"batch": 1, "input_tokens": 1, "output_tokens": 1} | {
+    f"{prefix}_{name}": minimum for prefix in ("pf", "dc")
+    for name, minimum in (("p", 2), ("q", 2), ("regions", 1), ("k_tree", 1), ("group_num_x", 0),
+                          ("group_num_y", 0), ("head_groups", 0))}
 
 
 def _codes(name: str, value: Any) -> Any:
@@ -180,9 +195,27 @@ def _codes(name: str, value: Any) -> Any:
             raise SpecError(f"layout column '{name}' = {str(bad[0])!r} must be one of {', '.join(table)}")
         lookup = {n: i for i, n in enumerate(table)}
         return np.vectorize(lambda s: lookup[str(s)], otypes=[np.int64])(array)
-    if array.size and (array.min() < 0 or array.max() >= len(table)):
+    if array.dtype.kind in "iuf" and array.size and (array.min() < 0 or array.max() >= len(table)):
         raise SpecError(f"layout column '{name}' codes must be 0..{len(table) - 1} ({', '.join(table)})")
     return array
+
+
+def _integers(name: str, value: Any) -> np.ndarray:
+    """A column as int64 (integral floats pass; anything else is an error naming it)."""
+    array = np.asarray(value)
+    flat = array.reshape(-1)
+    if array.dtype.kind in "iu":
+        return array.astype(np.int64, copy=False)
+    if array.dtype.kind == "f":
+        bad = flat[~(np.isfinite(flat) & (flat == np.round(flat)))]
+    else:
+        bad = [v for v in flat.tolist() if isinstance(v, bool) or not isinstance(v, int)]
+    if len(bad) == 0:
+        return array.astype(np.int64)
+    table = next((t for key, t in _CODE_TABLES.items() if name.endswith(key)), None)
+    allowed = f"codes or names ({', '.join(table)})" if table else "integers"
+    first = bad[0].item() if isinstance(bad[0], np.generic) else bad[0]
+    raise SpecError(f"layout column '{name}' = {first!r} must be {allowed}")
 
 
 def _at_least(name: str, value: np.ndarray, minimum: int) -> None:
@@ -332,6 +365,10 @@ def layout_arrays(spec: HardwareSpec, model: ModelSpec, layouts: Sequence[Layout
                     f"layout [{phase}]: field 'head_groups' = {groups} must divide the model's "
                     f"{model.heads} query heads, divide or be a multiple of its {model.kv_heads} "
                     f"KV heads, and leave >= 2 of the {p} columns per group")
+            if phase == "prefill" and lay.group_num_y:
+                raise SpecError(f"layout [prefill]: field 'group_num_y' = {lay.group_num_y}: "
+                                "group_num_y is decode-only (prefill's allreduces run along x); "
+                                "allowed: 0")
             for axis, group, length in (("x", lay.group_num_x, p), ("y", lay.group_num_y, q)):
                 if not bool(_group_num_ok(np.asarray(group), length, np.asarray(lay.k_tree))):
                     raise SpecError(
