@@ -3,6 +3,7 @@ with CLI overrides, column checks, messages), each pinned by a test."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -10,12 +11,21 @@ import pytest
 
 from plummer.errors import SpecError
 from plummer.hardware import load_hardware
-from plummer.layout import GEMM_ALGOS, Layout, LayoutArrays, evaluate, layout_arrays, load_layout
+from plummer.layout import (
+    GEMM_ALGOS,
+    REASONS,
+    Layout,
+    LayoutArrays,
+    _predict,
+    evaluate,
+    layout_arrays,
+    load_layout,
+)
 from plummer.layout._arrays import default_head_groups
 from plummer.layout._evaluate import evaluate_ops, padded_gemm
 from plummer.layout._ops import Op, local_work
 from plummer.layout._plan import prefill_plan
-from plummer.layout._predict import default_layout
+from plummer.layout._predict import default_layout, predict
 from plummer.model import load_model, model_presets
 
 WSE2 = load_hardware("wse2")
@@ -144,8 +154,6 @@ def test_an_empty_batch_is_refused():
 
 
 def test_the_searched_region_cap_is_a_named_constant(monkeypatch):
-    from plummer.layout import _predict
-
     monkeypatch.setattr(_predict, "_MAX_SEARCHED_REGIONS", 2)
     _, chosen = default_layout(WSE2, LLAMA, grids={"prefill": (240, 240), "decode": (240, 240)})
     assert all(" 2 candidates" in t for t in chosen), chosen
@@ -196,3 +204,36 @@ def test_prefill_group_num_y_is_decode_only():
         layout_arrays(WSE2, LLAMA, [layout])
     decode = Layout.from_dict({"prefill": {"grid": [24, 24]}, "decode": {"grid": [24, 24], "group_num_y": 4}})
     assert int(layout_arrays(WSE2, LLAMA, [decode]).decode.group_num_y[0]) == 4
+
+
+def test_memory_reasons_read_the_layers_per_region_of_the_batch():
+    layout = Layout.from_dict({"prefill": {"grid": [240, 240], "regions": 2, "layers_per_region": [4, 28]},
+                               "decode": {"grid": [240, 240], "regions": 3}})
+    result = predict(WSE2, LLAMA, layout)
+    texts = [t for t in result.infeasible_reasons if "exceeds the budget" in t]
+    assert any(t.startswith("prefill:") and "(28 layers per region)" in t for t in texts), texts
+    assert any(t.startswith("decode:") and "(11 layers per region)" in t for t in texts), texts
+
+
+def test_memory_reasons_are_picked_by_their_bits_not_their_words(monkeypatch):
+    # a reason that mentions memory but is not a memory bit is kept as it is
+    monkeypatch.setitem(REASONS, 16, "prefill: the regions do not fit the fabric (nor its memory)")
+    layout = Layout.from_dict({"prefill": {"grid": [480, 480]}, "decode": {"grid": [360, 360], "regions": 4}})
+    arrays = layout_arrays(WSE2, LLAMA, [layout])
+    unplaced = dataclasses.replace(arrays, prefill=dataclasses.replace(arrays.prefill, fits_fabric=np.asarray([False])))
+    monkeypatch.setattr(_predict, "layout_arrays", lambda *_: unplaced)
+    result = predict(WSE2, LLAMA, layout)
+    assert REASONS[16] in result.infeasible_reasons
+
+
+def test_route_details_name_an_op_that_runs():
+    layout = Layout.from_dict({"prefill": {"grid": [480, 480], "gemm": "summa-relay"},
+                               "decode": {"grid": [360, 360], "regions": 4}})
+    ev = evaluate(WSE2, LLAMA, layout_arrays(WSE2, LLAMA, [layout]))
+    off = next(op for op in ev.prefill.ops if op.name == "pv.skew_v")
+    assert float(np.asarray(off.repeats).reshape(-1)[0]) == 0  # SUMMA relay needs no skew
+    cost = ev.prefill.costs[off.name]
+    costs = ev.prefill.costs | {off.name: dataclasses.replace(cost, routes=cost.routes + 1000)}
+    ev = dataclasses.replace(ev, prefill=dataclasses.replace(ev.prefill, costs=costs))
+    text = _predict._route_details(ev, WSE2, "prefill")
+    assert "pv.skew_v" not in text and "needs 8 routes" in text, text

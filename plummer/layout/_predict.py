@@ -20,6 +20,7 @@ from plummer.hardware import HardwareSpec
 from plummer.layout._arrays import LayoutArrays, default_head_groups, layout_arrays
 from plummer.layout._layout import Layout, PhaseLayout
 from plummer.layout._metrics import Evaluation, PhaseCost, evaluate, reason_texts
+from plummer.layout._ops import Op
 from plummer.model import ModelSpec
 
 #: The headline figures, in the order they are printed.
@@ -64,6 +65,8 @@ class Prediction:
 
 
 def _breakdown(phase: str, cost: PhaseCost) -> list[dict[str, Any]]:
+    """A phase's rows of the breakdown: every op that runs, its cycles per layer split into
+    compute and communication, its memory per core (bytes) and useful FLOPs."""
     rows = []
     for op in cost.ops:
         c = cost.costs[op.name]
@@ -94,29 +97,40 @@ def _kernel_label(op: Any) -> str:
     return f"{family}/{algo}" + (f" ({op.axis})" if op.axis else "")
 
 
-def _memory_reasons(ev: Evaluation, spec: HardwareSpec, model: ModelSpec, layout: Layout) -> list[str]:
-    """Why the memory does not fit, with the bytes that overflow and the op that peaks."""
+#: Bits of ``reasons`` (:data:`~plummer.layout.REASONS`) whose texts :func:`predict` details.
+_MEMORY_BITS, _ROUTE_BITS = {"prefill": 1, "decode": 2}, {"prefill": 4, "decode": 8}
+
+
+def _runs(op: Op) -> bool:
+    """Whether the op runs in the (one) layout evaluated: repeats 0 switch it off."""
+    return bool(np.asarray(op.repeats).reshape(-1)[0])
+
+
+def _memory_reason(ev: Evaluation, arrays: LayoutArrays, spec: HardwareSpec, layout: Layout,
+                   phase: str) -> str:
+    """Why a phase's memory does not fit, with the bytes that overflow and the op that peaks."""
     m = {k: float(v.reshape(-1)[0]) for k, v in ev.metrics.items()}
     budget = spec.memory_bytes
-    texts = []
-    for phase, cost, key in (("prefill", ev.prefill, "memory_prefill_bytes"),
-                             ("decode", ev.decode, "memory_decode_bytes")):
-        total = m[key]
-        if total <= budget:
-            continue
-        lay = getattr(layout, phase)
-        layers = max(lay.layers_per_region or [-(-model.layers // lay.regions)])
-        worst = max(cost.ops, key=lambda op: float(
-            (cost.costs[op.name].memory_bytes - cost.costs[op.name].resident_bytes
-             + op.live_bytes).reshape(-1)[0]) if np.asarray(op.repeats).reshape(-1)[0] else -1)
-        weights = float(cost.weights_bytes.reshape(-1)[0]) * layers
-        text = (f"{phase}: memory per core {total:,.0f} B exceeds the budget {budget:,} B by "
-                f"{total - budget:,.0f} B: weights {weights:,.0f} B ({layers} layers per region)")
-        if phase == "decode":
-            text += f", KV cache {m['kv_cache_bytes']:,.0f} B at {layout.input_tokens + layout.output_tokens:,} tokens"
-        text += f", buffers {float(cost.working_bytes.reshape(-1)[0]):,.0f} B (largest in op '{worst.name}')"
-        texts.append(text)
-    return texts
+    cost = ev.prefill if phase == "prefill" else ev.decode
+    total = m[f"memory_{phase}_bytes"]
+    layers = int(getattr(arrays, phase).max_layers.reshape(-1)[0])
+    worst = max(cost.ops, key=lambda op: float(
+        (cost.costs[op.name].memory_bytes - cost.costs[op.name].resident_bytes
+         + op.live_bytes).reshape(-1)[0]) if _runs(op) else -1.0)
+    weights = float(cost.weights_bytes.reshape(-1)[0]) * layers
+    text = (f"{phase}: memory per core {total:,.0f} B exceeds the budget {budget:,} B by "
+            f"{total - budget:,.0f} B: weights {weights:,.0f} B ({layers} layers per region)")
+    if phase == "decode":
+        text += f", KV cache {m['kv_cache_bytes']:,.0f} B at {layout.input_tokens + layout.output_tokens:,} tokens"
+    return text + f", buffers {float(cost.working_bytes.reshape(-1)[0]):,.0f} B (largest in op '{worst.name}')"
+
+
+def _route_details(ev: Evaluation, spec: HardwareSpec, phase: str) -> str:
+    """Why a phase's routes do not fit: the running op that needs the most, and the budget."""
+    cost = ev.prefill if phase == "prefill" else ev.decode
+    op = max(cost.ops, key=lambda o: float(cost.costs[o.name].routes.reshape(-1)[0]) if _runs(o) else -1.0)
+    routes = float(cost.costs[op.name].routes.reshape(-1)[0])
+    return f"{phase}: op '{op.name}' needs {routes:.0f} routes per core; the budget is {spec.route_budget}"
 
 
 def predict(spec: HardwareSpec, model: ModelSpec, layout: Layout, chosen: list[str] | None = None) -> Prediction:
@@ -128,24 +142,13 @@ def predict(spec: HardwareSpec, model: ModelSpec, layout: Layout, chosen: list[s
     ev = evaluate(spec, model, arrays)
     metrics = {k: (int(v[0]) if k == "reasons" else float(v[0])) for k, v in ev.metrics.items()}
     code = metrics["reasons"]
-    reasons = [t for t in reason_texts(code) if "memory" not in t] + _memory_reasons(ev, spec, model, layout)
-    reasons = _route_details(ev, spec, reasons)
+    detailed = sum(_MEMORY_BITS.values()) | sum(_ROUTE_BITS.values())
+    reasons = ([_route_details(ev, spec, phase) for phase, bit in _ROUTE_BITS.items() if code & bit]
+               + reason_texts(code & ~detailed)
+               + [_memory_reason(ev, arrays, spec, layout, phase)
+                  for phase, bit in _MEMORY_BITS.items() if code & bit])
     breakdown = _breakdown("prefill", ev.prefill) + _breakdown("decode", ev.decode)
     return Prediction(layout, model, spec, metrics, code == 0, reasons, breakdown, chosen or [])
-
-
-def _route_details(ev: Evaluation, spec: HardwareSpec, reasons: list[str]) -> list[str]:
-    out = []
-    for text in reasons:
-        if "routes" in text:
-            phase = text.split(":")[0]
-            cost = ev.prefill if phase == "prefill" else ev.decode
-            op = max(cost.ops, key=lambda o: float(cost.costs[o.name].routes.reshape(-1)[0]))
-            routes = float(cost.costs[op.name].routes.reshape(-1)[0])
-            text = (f"{phase}: op '{op.name}' needs {routes:.0f} routes per core; the budget is "
-                    f"{spec.route_budget}")
-        out.append(text)
-    return out
 
 
 #: Square grids the default search tries (cores per side); it also tries each 2 and 3 times
