@@ -220,7 +220,8 @@ def test_memory_reasons_are_picked_by_their_bits_not_their_words(monkeypatch):
     monkeypatch.setitem(REASONS, 16, "prefill: the regions do not fit the fabric (nor its memory)")
     layout = Layout.from_dict({"prefill": {"grid": [480, 480]}, "decode": {"grid": [360, 360], "regions": 4}})
     arrays = layout_arrays(WSE2, LLAMA, [layout])
-    unplaced = dataclasses.replace(arrays, prefill=dataclasses.replace(arrays.prefill, fits_fabric=np.asarray([False])))
+    unplaced = dataclasses.replace(
+        arrays, prefill=dataclasses.replace(arrays.prefill, fits_fabric=np.asarray([False])))
     monkeypatch.setattr(_predict, "layout_arrays", lambda *_: unplaced)
     result = predict(WSE2, LLAMA, layout)
     assert REASONS[16] in result.infeasible_reasons

@@ -196,13 +196,14 @@ def default_layout(
 
     A phase given whole (``prefill``, ``decode``) is kept, with its grid replaced if
     ``grids[phase]`` is given (its origins dropped; its regions must fit the new grid) and
-    its region count if ``regions[phase]`` is (its layer counts and origins dropped). Otherwise its grid
-    (``grids[phase]``, else every square from 24 x 24 up in steps of 24 and grids 2 and 3
-    times as tall or wide) and region count (``regions[phase]``, else 1 up to what fits the
-    fabric, the layers and :data:`_MAX_SEARCHED_REGIONS`) are the candidates, all that fit
-    the fabric evaluated in one batch: the fastest that fits the memory and routes is kept
-    (prefill: the least TTFT; decode: the most tokens/s per request), else the one with the
-    least memory per core. Returns the layout and a sentence per choice made."""
+    its region count if ``regions[phase]`` is (its layer counts and origins dropped).
+    Otherwise its grid (``grids[phase]``, else every square from 24 x 24 up in steps of 24
+    and grids 2 and 3 times as tall or wide) and region count (``regions[phase]``, else 1 up
+    to what fits the fabric, the layers and :data:`_MAX_SEARCHED_REGIONS`) are the
+    candidates, all that fit the fabric evaluated in one batch: the fastest that fits the
+    memory and routes is kept (prefill: the least TTFT; decode: the most tokens/s per
+    request), else the one with the least memory per core. Returns the layout and a
+    sentence per choice made."""
     grids, regions = grids or {}, regions or {}
     width, height = spec.fabric_width, spec.fabric_height
     for phase, grid in grids.items():
@@ -241,6 +242,7 @@ def default_layout(
         arrays = LayoutArrays.from_columns(spec, model, batch=batch, input_tokens=input_tokens,
                                            output_tokens=output_tokens, kv_cache=kv_cache, **columns)
         m = evaluate(spec, model, arrays).metrics
+        # the fallback never takes regions that do not fit the fabric (bits 16, 32)
         placed = (m["reasons"] & (16 if phase == "prefill" else 32)) == 0
         bits = (1 | 4 | 16 | 64) if phase == "prefill" else (2 | 8 | 32 | 128)
         ok = (m["reasons"] & bits) == 0
