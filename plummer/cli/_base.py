@@ -71,17 +71,17 @@ def emit(payload: dict[str, Any], as_json: bool, title: str) -> None:
         print_fields(payload, title=title)
 
 
-def parse_mesh(text: str) -> tuple[int, int]:
-    """Parse ``PxQ`` (or ``P``, meaning ``PxP``) into (width, height) cores."""
+def parse_mesh(text: str, option: str = "--mesh", minimum: int = 1) -> tuple[int, int]:
+    """Parse ``PxQ`` (or ``P``, meaning ``PxP``) into (width, height) cores, each at least
+    ``minimum``; errors name ``option``."""
     parts = text.lower().split("x")
     try:
         dims = [int(p) for p in parts]
     except ValueError:
-        raise CommandLineError(
-            f"--mesh {text!r} must be PxQ with positive integers, e.g. 16x16"
-        ) from None
+        dims = []
     if len(dims) == 1:
         dims = dims * 2
-    if len(dims) != 2 or min(dims) < 1:
-        raise CommandLineError(f"--mesh {text!r} must be PxQ with positive integers, e.g. 16x16")
+    if len(dims) != 2 or min(dims) < minimum:
+        raise CommandLineError(f"{option} {text!r} must be PxQ with integers >= {minimum}, "
+                               "e.g. 16x16")
     return dims[0], dims[1]

@@ -36,11 +36,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     pred.add_argument("--hardware", help="hardware preset or TOML (default: the layout file's, else wse2)")
     pred.add_argument("--layout", help="layout TOML file (see `plummer predict --help`; "
                       "`-o` writes one)")
-    pred.add_argument("--prefill-grid", dest="prefill_grid", help="prefill region grid PxQ (cores)")
-    pred.add_argument("--decode-grid", dest="decode_grid", help="decode region grid PxQ (cores)")
-    pred.add_argument("--regions", type=_positive, help="regions of both phases")
-    pred.add_argument("--prefill-regions", dest="prefill_regions", type=_positive, help="prefill regions")
-    pred.add_argument("--decode-regions", dest="decode_regions", type=_positive, help="decode regions")
+    for phase in ("prefill", "decode"):
+        pred.add_argument(f"--{phase}-grid", dest=f"{phase}_grid",
+                          help=f"{phase} region grid PxQ (cores, at least 2x2); with --layout it "
+                          f"replaces only the grid of the file's [{phase}] (its other fields kept, "
+                          "its origins dropped; regions that do not fit the new grid are an error)")
+    pred.add_argument("--regions", type=_positive, help="regions of both phases (with --layout, "
+                      "the file's layers_per_region and origins of a phase whose count changes "
+                      "are dropped)")
+    pred.add_argument("--prefill-regions", dest="prefill_regions", type=_positive,
+                      help="prefill regions (overrides --regions)")
+    pred.add_argument("--decode-regions", dest="decode_regions", type=_positive,
+                      help="decode regions (overrides --regions)")
     pred.add_argument("--input", type=_positive, help="input (prompt) tokens per request (default 4096)")
     pred.add_argument("--output", type=_positive, help="output tokens per request (default 256)")
     pred.add_argument("--batch", type=_positive, help="requests prefilled and decoded together (default 1)")
@@ -52,8 +59,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     pred.set_defaults(func=_predict)
 
 
-def _grid(text: str | None) -> tuple[int, int] | None:
-    return None if text is None else parse_mesh(text)
+def _grid(text: str | None, option: str) -> tuple[int, int] | None:
+    """A layout grid option (a region needs at least 2 x 2 cores)."""
+    return None if text is None else parse_mesh(text, option, minimum=2)
 
 
 def run_predict(args: argparse.Namespace) -> Prediction:
@@ -69,9 +77,9 @@ def run_predict(args: argparse.Namespace) -> Prediction:
     }
     layout, chosen = default_layout(
         spec, model, **request,
-        prefill=None if args.prefill_grid else (base.prefill if base else None),
-        decode=None if args.decode_grid else (base.decode if base else None),
-        grids={"prefill": _grid(args.prefill_grid), "decode": _grid(args.decode_grid)},
+        prefill=base.prefill if base else None, decode=base.decode if base else None,
+        grids={"prefill": _grid(args.prefill_grid, "--prefill-grid"),
+               "decode": _grid(args.decode_grid, "--decode-grid")},
         regions={"prefill": args.prefill_regions or args.regions,
                  "decode": args.decode_regions or args.regions},
     )

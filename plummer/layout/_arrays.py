@@ -47,11 +47,9 @@ def default_head_groups(model: ModelSpec, p: int, q: int | None = None) -> int:
     ``p`` columns (:func:`head_groups_ok`), those whose group width divides the ``q`` rows
     (the P.V GEMM then runs on a virtual grid of ``q``, not ``lcm(P_g, q)``: no padding blow-up),
     and among them the one nearest to one group per KV head (query heads that share a KV head
-    attend together, with no copy of K and V), the smaller on a tie."""
+    attend together, with no copy of K and V), the smaller on a tie. One group always fits
+    (``p >= 2``, as every layout grid has)."""
     allowed = [g for g in range(1, model.heads + 1) if bool(head_groups_ok(model, g, p))]
-    if not allowed:
-        raise SpecError(f"no head grouping of model '{model.name}' fits {p} columns "
-                        "(each group needs at least 2 columns)")
     if q is not None:
         allowed = [g for g in allowed if q % (p // g) == 0] or allowed
     return min(allowed, key=lambda g: (abs(math.log(g / model.kv_heads)), g))
@@ -121,8 +119,10 @@ class LayoutArrays:
         Fields: ``batch, input_tokens, output_tokens`` (tokens), ``kv_cache`` (code or
         name), and per phase ``pf_`` / ``dc_`` + ``p, q, regions, gemm, allreduce, k_tree,
         group_num_x, group_num_y, head_groups`` (algorithm codes or names; head_groups 0 =
-        the default per grid). Missing fields take the :class:`PhaseLayout` defaults.
-        Numbers broadcast; every array is broadcast to one shape.
+        the default per grid; ``pf_group_num_y`` must be 0, see :class:`PhaseLayout`).
+        Missing fields take the :class:`PhaseLayout` defaults. Numbers broadcast; every
+        array is broadcast to one shape. Bad values (not integers, below their least value,
+        shapes that do not broadcast) are errors naming the column.
         """
         known = {"batch", "input_tokens", "output_tokens", "kv_cache"} | {
             f"{prefix}_{name}" for prefix in ("pf", "dc")
@@ -140,11 +140,19 @@ class LayoutArrays:
                     **{f"{x}_{k}": v for x in ("pf", "dc") for k, v in
                        (("regions", 1), ("gemm", 0), ("allreduce", 0), ("k_tree", 2),
                         ("group_num_x", 0), ("group_num_y", 0), ("head_groups", 0))}}
-        values = {k: np.asarray(_codes(k, columns.get(k, defaults.get(k))), dtype=np.int64) for k in known}
-        np.broadcast_shapes(*(v.shape for v in values.values()))  # a clear error if they do not
-        for name in ("batch", "input_tokens", "output_tokens", "pf_p", "pf_q", "dc_p", "dc_q",
-                     "pf_regions", "dc_regions", "pf_k_tree", "dc_k_tree"):
-            _at_least(name, values[name], 2 if name[3:] in ("p", "q") else 1)
+        values = {k: _integers(k, _codes(k, columns.get(k, defaults.get(k)))) for k in sorted(known)}
+        try:
+            np.broadcast_shapes(*(v.shape for v in values.values()))
+        except ValueError:
+            shapes = ", ".join(f"'{k}' {v.shape}" for k, v in values.items() if v.ndim)
+            raise SpecError(f"layout columns {shapes} do not broadcast to one shape; allowed: "
+                            "numbers and arrays whose shapes broadcast (numpy's rules)") from None
+        for name, minimum in _MINIMA.items():
+            _at_least(name, values[name], minimum)
+        if values["pf_group_num_y"].any():
+            raise SpecError(f"layout column 'pf_group_num_y' = {int(values['pf_group_num_y'].max())}: "
+                            "group_num_y is decode-only (prefill's allreduces run along x); "
+                            "allowed: 0")
         phases = {}
         for prefix, phase in (("pf", "prefill"), ("dc", "decode")):
             v = {name: values[f"{prefix}_{name}"] for name in
@@ -168,6 +176,11 @@ class LayoutArrays:
 
 
 _CODE_TABLES = {"gemm": GEMM_ALGOS, "allreduce": ALLREDUCE_ALGOS, "kv_cache": KV_SCHEMES}
+#: The least value of each numeric column (cores, counts, tokens; 0 = the default).
+_MINIMA = {"batch": 1, "input_tokens": 1, "output_tokens": 1} | {
+    f"{prefix}_{name}": minimum for prefix in ("pf", "dc")
+    for name, minimum in (("p", 2), ("q", 2), ("regions", 1), ("k_tree", 1), ("group_num_x", 0),
+                          ("group_num_y", 0), ("head_groups", 0))}
 
 
 def _codes(name: str, value: Any) -> Any:
@@ -182,9 +195,27 @@ def _codes(name: str, value: Any) -> Any:
             raise SpecError(f"layout column '{name}' = {str(bad[0])!r} must be one of {', '.join(table)}")
         lookup = {n: i for i, n in enumerate(table)}
         return np.vectorize(lambda s: lookup[str(s)], otypes=[np.int64])(array)
-    if array.size and (array.min() < 0 or array.max() >= len(table)):
+    if array.dtype.kind in "iuf" and array.size and (array.min() < 0 or array.max() >= len(table)):
         raise SpecError(f"layout column '{name}' codes must be 0..{len(table) - 1} ({', '.join(table)})")
     return array
+
+
+def _integers(name: str, value: Any) -> np.ndarray:
+    """A column as int64 (integral floats pass; anything else is an error naming it)."""
+    array = np.asarray(value)
+    flat = array.reshape(-1)
+    if array.dtype.kind in "iu":
+        return array.astype(np.int64, copy=False)
+    if array.dtype.kind == "f":
+        bad = flat[~(np.isfinite(flat) & (flat == np.round(flat)))]
+    else:
+        bad = [v for v in flat.tolist() if isinstance(v, bool) or not isinstance(v, int)]
+    if len(bad) == 0:
+        return array.astype(np.int64)
+    table = next((t for key, t in _CODE_TABLES.items() if name.endswith(key)), None)
+    allowed = f"codes or names ({', '.join(table)})" if table else "integers"
+    first = bad[0].item() if isinstance(bad[0], np.generic) else bad[0]
+    raise SpecError(f"layout column '{name}' = {first!r} must be {allowed}")
 
 
 def _at_least(name: str, value: np.ndarray, minimum: int) -> None:
@@ -207,7 +238,7 @@ def _auto_phase(spec: HardwareSpec, model: ModelSpec, phase: str, p: np.ndarray,
     along = regions - 1 - turns
     default = _default_groups_array(model, p, q)
     groups = np.where(head_groups == 0, default, head_groups)
-    groups_ok = head_groups_ok(model, groups, p) | (default == 0)
+    groups_ok = head_groups_ok(model, groups, p)
     k_tree = rest.pop("k_tree")
     gx, gy = rest.pop("group_num_x"), rest.pop("group_num_y")
     ok_x, ok_y = _group_num_ok(gx, p, k_tree), _group_num_ok(gy, q, k_tree)
@@ -215,7 +246,7 @@ def _auto_phase(spec: HardwareSpec, model: ModelSpec, phase: str, p: np.ndarray,
         p=p, q=q, regions=regions, max_layers=-(-model.layers // regions),
         head_groups=np.where(groups_ok, groups, default), k_tree=k_tree,
         group_num_x=np.where(ok_x, gx, 0), group_num_y=np.where(ok_y, gy, 0),
-        invalid=np.where(groups_ok & (default > 0), 0, BAD_HEAD_GROUPS)
+        invalid=np.where(groups_ok, 0, BAD_HEAD_GROUPS)
         | np.where(ok_x & ok_y, 0, BAD_GROUP_NUM),
         tr_shifts=regions - 1, tr_hops=along * p + turns * q,
         tr_max_shifts=np.minimum(regions - 1, 1),
@@ -234,16 +265,11 @@ def _group_num_ok(group: np.ndarray, length: np.ndarray, k_tree: np.ndarray) -> 
 
 
 def _default_groups_array(model: ModelSpec, p: np.ndarray, q: np.ndarray) -> np.ndarray:
-    """:func:`default_head_groups` per distinct ``(p, q)`` (0 where no grouping fits)."""
+    """:func:`default_head_groups` per distinct ``(p, q)``."""
     shape = np.broadcast_shapes(p.shape, q.shape)
     pairs = np.stack([np.broadcast_to(p, shape).reshape(-1), np.broadcast_to(q, shape).reshape(-1)], axis=1)
     unique, inverse = np.unique(pairs, axis=0, return_inverse=True)
-    table = []
-    for pv, qv in unique.tolist():
-        try:
-            table.append(default_head_groups(model, pv, qv))
-        except SpecError:
-            table.append(0)
+    table = [default_head_groups(model, pv, qv) for pv, qv in unique.tolist()]
     return np.asarray(table, dtype=np.int64)[inverse.reshape(-1)].reshape(shape)
 
 
@@ -339,6 +365,10 @@ def layout_arrays(spec: HardwareSpec, model: ModelSpec, layouts: Sequence[Layout
                     f"layout [{phase}]: field 'head_groups' = {groups} must divide the model's "
                     f"{model.heads} query heads, divide or be a multiple of its {model.kv_heads} "
                     f"KV heads, and leave >= 2 of the {p} columns per group")
+            if phase == "prefill" and lay.group_num_y:
+                raise SpecError(f"layout [prefill]: field 'group_num_y' = {lay.group_num_y}: "
+                                "group_num_y is decode-only (prefill's allreduces run along x); "
+                                "allowed: 0")
             for axis, group, length in (("x", lay.group_num_x, p), ("y", lay.group_num_y, q)):
                 if not bool(_group_num_ok(np.asarray(group), length, np.asarray(lay.k_tree))):
                     raise SpecError(

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from plummer.errors import SpecError
 from plummer.hardware import HardwareSpec
 from plummer.kernels import get_kernel
 from plummer.layout._arrays import pad
@@ -35,7 +36,7 @@ def padded_gemm(algo: str, p: np.ndarray, q: np.ndarray, m: np.ndarray, k: np.nd
                 n: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The smallest sizes ``>= (m, k, n)`` a GEMM algorithm accepts on a ``p`` x ``q`` mesh
     (the kernels' divisibility rules; a padded row or column costs time and memory)."""
-    if algo in ("meshgemm", "meshgemm-rowwise", "cannon"):
+    if algo in ("meshgemm", "cannon"):
         s = np.lcm(p, q)
         return pad(m, s), pad(k, s), pad(n, s)
     if algo == "summa-relay":
@@ -105,19 +106,34 @@ def _flat(value: Any, shape: tuple[int, ...], size: int) -> np.ndarray:
 
 
 def _identity(op: Op) -> tuple[Any, ...]:
-    """Ops of one plan built from the same parameter objects cost the same (the two RMSNorms,
-    the softmax's two allreduces): they are evaluated once."""
-    return (op.kind, op.axis, op.weights, id(op.params), id(op.codes), str(sorted(op.extra)))
+    """Ops of one plan built from the same parameter objects and equal extras cost the same
+    (the two RMSNorms, the softmax's two allreduces): they are evaluated once. Extras are
+    compared by value where hashable, else (arrays) by object, as the parameters are."""
+    extra = tuple((key, _hashable(value)) for key, value in sorted(op.extra.items()))
+    return (op.kind, op.axis, op.weights, id(op.params), id(op.codes), extra)
+
+
+def _hashable(value: Any) -> Any:
+    """``value`` if it is hashable, else a key of the object itself."""
+    try:
+        hash(value)
+    except TypeError:
+        return ("object", id(value))
+    return value
 
 
 def evaluate_ops(spec: HardwareSpec, ops: Sequence[Op], known: dict[str, OpCost] | None = None) -> dict[str, OpCost]:
     """Closed-form figures of every op of a plan, each over its own :func:`op_shape`; ops
-    already in ``known`` (by name) are taken from there."""
+    already in ``known`` (by name) are taken from there. An empty batch is an error."""
     db = spec.dtype_bytes
     results: dict[str, OpCost] = {}
     # requests per kernel: (op, its layouts' index or None for all, parameters)
     requests: dict[tuple[str, str, str | None], list[tuple[Op, Any, dict[str, np.ndarray]]]] = {}
     shapes = {op.name: op_shape(op) for op in ops}
+    empty = next((name for name, shape in shapes.items() if math.prod(shape) == 0), None)
+    if empty is not None:
+        raise SpecError(f"an empty batch of layouts (op '{empty}' has shape {shapes[empty]}): "
+                        "give at least one layout")
     first: dict[tuple[Any, ...], str] = {}
     copies: dict[str, str] = {}
     for op in ops:
@@ -142,8 +158,8 @@ def evaluate_ops(spec: HardwareSpec, ops: Sequence[Op], known: dict[str, OpCost]
                                       resident_bytes=resident, routes=np.zeros(shape), launch=0.0)
             continue
         codes = None if op.codes is None else _flat(op.codes, shape, flat)
-        if codes is None or codes.size == 0 or np.all(codes == codes[0]):
-            family, algo = _kernel_name(op, None if codes is None or codes.size == 0 else int(codes[0]))
+        if codes is None or np.all(codes == codes[0]):
+            family, algo = _kernel_name(op, None if codes is None else int(codes[0]))
             requests.setdefault((family, algo, op.axis), []).append((op, None, params))
         else:
             for code in np.unique(codes).tolist():

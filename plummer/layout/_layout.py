@@ -59,7 +59,9 @@ class PhaseLayout:
     neighbours). ``gemm``: algorithm of the prefill GEMMs (ignored in decode).
     ``allreduce``, ``k_tree``, ``group_num_x`` / ``group_num_y`` (groups of the K-tree's
     first level along each axis; 0 = the default of about ``length^(1/K)`` cores per group):
-    the allreduces. ``head_groups``: column groups the attention heads are spread over
+    the allreduces. ``group_num_y`` is decode-only: prefill's allreduces all run along x,
+    so a prefill layout with ``group_num_y`` other than 0 is an error (a file cannot claim a
+    setting that changes nothing). ``head_groups``: column groups the attention heads are spread over
     (it must divide the query heads, and divide or be a multiple of the KV heads).
     """
 

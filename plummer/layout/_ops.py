@@ -37,11 +37,6 @@ LOCAL_OPS_PER_ELEMENT = {
     "store": 1,        # copy a new K/V entry into the cache
 }
 
-#: Kinds of op and the kernel family each runs (local work runs no kernel).
-KINDS = {"gemm": "gemm", "gemm-t": "gemm", "allreduce": "allreduce", "shift": "shift",
-         "local": None}
-
-
 @dataclass(frozen=True)
 class Op:
     """One operation of a layer plan, vectorised over a batch of layouts.
@@ -58,7 +53,6 @@ class Op:
     ``weights``: the op's B operand is a weight matrix kept in every core for every layer
     of the region (its tile is resident memory); ``live_bytes``: other tensors each core
     holds while the op runs (the residual stream, a tensor waiting for a later op), bytes.
-    ``semantics``: what the executor computes: ``(function, inputs, output)``.
     """
 
     name: str
@@ -71,7 +65,6 @@ class Op:
     weights: bool = False
     live_bytes: Any = 0.0
     context: bool = False
-    semantics: tuple[str, tuple[str, ...], str] = ("", (), "")
     extra: dict[str, Any] = field(default_factory=dict)
 
 

@@ -9,15 +9,18 @@ candidates in one batch and keeping the best that fits.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from plummer.errors import SpecError
 from plummer.hardware import HardwareSpec
 from plummer.layout._arrays import LayoutArrays, default_head_groups, layout_arrays
 from plummer.layout._layout import Layout, PhaseLayout
 from plummer.layout._metrics import Evaluation, PhaseCost, evaluate, reason_texts
+from plummer.layout._ops import Op
 from plummer.model import ModelSpec
 
 #: The headline figures, in the order they are printed.
@@ -61,7 +64,9 @@ class Prediction:
         return out
 
 
-def _breakdown(phase: str, cost: PhaseCost, launch: float) -> list[dict[str, Any]]:
+def _breakdown(phase: str, cost: PhaseCost) -> list[dict[str, Any]]:
+    """A phase's rows of the breakdown: every op that runs, its cycles per layer split into
+    compute and communication, its memory per core (bytes) and useful FLOPs."""
     rows = []
     for op in cost.ops:
         c = cost.costs[op.name]
@@ -92,29 +97,40 @@ def _kernel_label(op: Any) -> str:
     return f"{family}/{algo}" + (f" ({op.axis})" if op.axis else "")
 
 
-def _memory_reasons(ev: Evaluation, spec: HardwareSpec, model: ModelSpec, layout: Layout) -> list[str]:
-    """Why the memory does not fit, with the bytes that overflow and the op that peaks."""
+#: Bits of ``reasons`` (:data:`~plummer.layout.REASONS`) whose texts :func:`predict` details.
+_MEMORY_BITS, _ROUTE_BITS = {"prefill": 1, "decode": 2}, {"prefill": 4, "decode": 8}
+
+
+def _runs(op: Op) -> bool:
+    """Whether the op runs in the (one) layout evaluated: repeats 0 switch it off."""
+    return bool(np.asarray(op.repeats).reshape(-1)[0])
+
+
+def _memory_reason(ev: Evaluation, arrays: LayoutArrays, spec: HardwareSpec, layout: Layout,
+                   phase: str) -> str:
+    """Why a phase's memory does not fit, with the bytes that overflow and the op that peaks."""
     m = {k: float(v.reshape(-1)[0]) for k, v in ev.metrics.items()}
     budget = spec.memory_bytes
-    texts = []
-    for phase, cost, key in (("prefill", ev.prefill, "memory_prefill_bytes"),
-                             ("decode", ev.decode, "memory_decode_bytes")):
-        total = m[key]
-        if total <= budget:
-            continue
-        lay = getattr(layout, phase)
-        layers = max(lay.layers_per_region or [-(-model.layers // lay.regions)])
-        worst = max(cost.ops, key=lambda op: float(
-            (cost.costs[op.name].memory_bytes - cost.costs[op.name].resident_bytes
-             + op.live_bytes).reshape(-1)[0]) if np.asarray(op.repeats).reshape(-1)[0] else -1)
-        weights = float(cost.weights_bytes.reshape(-1)[0]) * layers
-        text = (f"{phase}: memory per core {total:,.0f} B exceeds the budget {budget:,} B by "
-                f"{total - budget:,.0f} B: weights {weights:,.0f} B ({layers} layers per region)")
-        if phase == "decode":
-            text += f", KV cache {m['kv_cache_bytes']:,.0f} B at {layout.input_tokens + layout.output_tokens:,} tokens"
-        text += f", buffers {float(cost.working_bytes.reshape(-1)[0]):,.0f} B (largest in op '{worst.name}')"
-        texts.append(text)
-    return texts
+    cost = ev.prefill if phase == "prefill" else ev.decode
+    total = m[f"memory_{phase}_bytes"]
+    layers = int(getattr(arrays, phase).max_layers.reshape(-1)[0])
+    worst = max(cost.ops, key=lambda op: float(
+        (cost.costs[op.name].memory_bytes - cost.costs[op.name].resident_bytes
+         + op.live_bytes).reshape(-1)[0]) if _runs(op) else -1.0)
+    weights = float(cost.weights_bytes.reshape(-1)[0]) * layers
+    text = (f"{phase}: memory per core {total:,.0f} B exceeds the budget {budget:,} B by "
+            f"{total - budget:,.0f} B: weights {weights:,.0f} B ({layers} layers per region)")
+    if phase == "decode":
+        text += f", KV cache {m['kv_cache_bytes']:,.0f} B at {layout.input_tokens + layout.output_tokens:,} tokens"
+    return text + f", buffers {float(cost.working_bytes.reshape(-1)[0]):,.0f} B (largest in op '{worst.name}')"
+
+
+def _route_details(ev: Evaluation, spec: HardwareSpec, phase: str) -> str:
+    """Why a phase's routes do not fit: the running op that needs the most, and the budget."""
+    cost = ev.prefill if phase == "prefill" else ev.decode
+    op = max(cost.ops, key=lambda o: float(cost.costs[o.name].routes.reshape(-1)[0]) if _runs(o) else -1.0)
+    routes = float(cost.costs[op.name].routes.reshape(-1)[0])
+    return f"{phase}: op '{op.name}' needs {routes:.0f} routes per core; the budget is {spec.route_budget}"
 
 
 def predict(spec: HardwareSpec, model: ModelSpec, layout: Layout, chosen: list[str] | None = None) -> Prediction:
@@ -126,29 +142,46 @@ def predict(spec: HardwareSpec, model: ModelSpec, layout: Layout, chosen: list[s
     ev = evaluate(spec, model, arrays)
     metrics = {k: (int(v[0]) if k == "reasons" else float(v[0])) for k, v in ev.metrics.items()}
     code = metrics["reasons"]
-    reasons = [t for t in reason_texts(code) if "memory" not in t] + _memory_reasons(ev, spec, model, layout)
-    reasons = _route_details(ev, spec, reasons)
-    breakdown = (_breakdown("prefill", ev.prefill, spec.launch_overhead_cycles)
-                 + _breakdown("decode", ev.decode, spec.launch_overhead_cycles))
+    detailed = sum(_MEMORY_BITS.values()) | sum(_ROUTE_BITS.values())
+    reasons = ([_route_details(ev, spec, phase) for phase, bit in _ROUTE_BITS.items() if code & bit]
+               + reason_texts(code & ~detailed)
+               + [_memory_reason(ev, arrays, spec, layout, phase)
+                  for phase, bit in _MEMORY_BITS.items() if code & bit])
+    breakdown = _breakdown("prefill", ev.prefill) + _breakdown("decode", ev.decode)
     return Prediction(layout, model, spec, metrics, code == 0, reasons, breakdown, chosen or [])
 
 
-def _route_details(ev: Evaluation, spec: HardwareSpec, reasons: list[str]) -> list[str]:
-    out = []
-    for text in reasons:
-        if "routes" in text:
-            phase = text.split(":")[0]
-            cost = ev.prefill if phase == "prefill" else ev.decode
-            op = max(cost.ops, key=lambda o: float(cost.costs[o.name].routes.reshape(-1)[0]))
-            routes = float(cost.costs[op.name].routes.reshape(-1)[0])
-            text = (f"{phase}: op '{op.name}' needs {routes:.0f} routes per core; the budget is "
-                    f"{spec.route_budget}")
-        out.append(text)
-    return out
-
-
-#: Square grids the default search tries (cores per side), and the most regions.
+#: Square grids the default search tries (cores per side); it also tries each 2 and 3 times
+#: as tall, and as wide.
 _CANDIDATE_SIDES = tuple(range(24, 1200, 24))
+#: The most regions the default search tries per grid (or the model's layers if fewer).
+_MAX_SEARCHED_REGIONS = 64
+
+
+def _given_phase(spec: HardwareSpec, phase: str, given: PhaseLayout, grid: tuple[int, int] | None,
+                 count: int | None) -> tuple[PhaseLayout, list[str]]:
+    """A given phase with its grid and region count replaced where given, dropping what
+    they invalidate (with a note each): origins place regions of the old grid; layer counts
+    and origins list the old regions. Regions that do not fit a replaced grid are an error."""
+    notes = []
+    if count is not None and count != given.regions:
+        dropped = [name for name in ("layers_per_region", "origins") if getattr(given, name) is not None]
+        if dropped:
+            notes.append(f"{phase}: {count} regions replace the layout's {given.regions}; its "
+                         f"{' and '.join(dropped)} are dropped (layers spread evenly, snake placement)")
+        given = dataclasses.replace(given, regions=count, layers_per_region=None, origins=None)
+    if grid is not None and grid != given.grid:
+        fit = (spec.fabric_width // grid[0]) * (spec.fabric_height // grid[1])
+        if given.regions > fit:
+            raise SpecError(f"--{phase}-grid {grid[0]}x{grid[1]}: the layout's {given.regions} {phase} "
+                            f"regions do not fit the fabric of '{spec.name}' ({spec.fabric_width} x "
+                            f"{spec.fabric_height} cores) with that grid; allowed 1..{fit} "
+                            f"(--{phase}-regions sets them)")
+        if given.origins is not None:
+            notes.append(f"{phase}: grid {grid[0]}x{grid[1]} replaces the layout's "
+                         f"{given.grid[0]}x{given.grid[1]}; its origins are dropped (snake placement)")
+        given = dataclasses.replace(given, grid=grid, origins=None)
+    return given, notes
 
 
 def default_layout(
@@ -158,55 +191,75 @@ def default_layout(
     grids: dict[str, tuple[int, int] | None] | None = None,
     regions: dict[str, int | None] | None = None,
 ) -> tuple[Layout, list[str]]:
-    """A layout for what is not given. A phase given whole (``prefill``, ``decode``) is kept,
-    with its ``regions`` replaced if ``regions[phase]`` is given. Otherwise its grid
-    (``grids[phase]``, else every square from 24 x 24 up in steps of 24) and region count
-    (``regions[phase]``, else 1 up to what fits; grids of aspect 1, 2 and 3) are the candidates, all evaluated in one
-    batch, and the fastest that fits is kept (prefill: the least TTFT; decode: the most
-    tokens/s per request); if none fits, the one whose memory overflows least. Returns the
-    layout and a sentence per choice made."""
+    """A layout for what is not given (``grids`` and ``regions`` are ``plummer predict``'s
+    ``--prefill-grid`` etc.; a grid must be at least 2 x 2 and fit the fabric).
+
+    A phase given whole (``prefill``, ``decode``) is kept, with its grid replaced if
+    ``grids[phase]`` is given (its origins dropped; its regions must fit the new grid) and
+    its region count if ``regions[phase]`` is (its layer counts and origins dropped).
+    Otherwise its grid (``grids[phase]``, else every square from 24 x 24 up in steps of 24
+    and grids 2 and 3 times as tall or wide) and region count (``regions[phase]``, else 1 up
+    to what fits the fabric, the layers and :data:`_MAX_SEARCHED_REGIONS`) are the
+    candidates, all that fit the fabric evaluated in one batch: the fastest that fits the
+    memory and routes is kept (prefill: the least TTFT; decode: the most tokens/s per
+    request), else the one with the least memory per core. Returns the layout and a
+    sentence per choice made."""
     grids, regions = grids or {}, regions or {}
+    width, height = spec.fabric_width, spec.fabric_height
+    for phase, grid in grids.items():
+        if grid is not None and (min(grid) < 2 or grid[0] > width or grid[1] > height):
+            raise SpecError(f"--{phase}-grid {grid[0]}x{grid[1]} must be at least 2x2 and fit the "
+                            f"fabric of '{spec.name}' ({width} x {height} cores)")
     chosen: list[str] = []
-    side_max = min(spec.fabric_width, spec.fabric_height)
-    # candidates, and grids 2 or 3 times as tall (or wide) as they are wide, which tile an
-    # oblong fabric better and pad no more (lcm(P, kP) = kP)
+    # grids 2 or 3 times as tall (or wide) as they are wide tile an oblong fabric better and
+    # pad no more (lcm(P, kP) = kP); a fabric smaller than every candidate: its largest square
+    side = min(width, height)
     candidates = [(p, q) for s in _CANDIDATE_SIDES for k in (1, 2, 3)
-               for p, q in dict.fromkeys(((s, k * s), (k * s, s)))
-               if p <= spec.fabric_width and q <= spec.fabric_height] or [(side_max, side_max)]
+                  for p, q in dict.fromkeys(((s, k * s), (k * s, s)))
+                  if p <= width and q <= height] or [(side, side)]
     phases: dict[str, PhaseLayout] = {}
     for phase, given in (("prefill", prefill), ("decode", decode)):
-        count = regions.get(phase)
+        count, grid = regions.get(phase), grids.get(phase)
         if given is not None:
-            phases[phase] = given if count is None else PhaseLayout(
-                **{**given.__dict__, "regions": count, "layers_per_region": None, "origins": None})
+            phases[phase], notes = _given_phase(spec, phase, given, grid, count)
+            chosen += notes
             continue
-        shapes = [grids[phase]] if grids.get(phase) else candidates
-        cand_p, cand_q, cand_r = [], [], []
-        for p, q in shapes:
-            fit = (spec.fabric_width // p) * (spec.fabric_height // q)
-            for r in ([count] if count else range(1, min(model.layers, fit, 64) + 1)):
-                cand_p.append(p)
-                cand_q.append(q)
-                cand_r.append(r)
+        shapes = [grid] if grid else candidates
+        fits = {(p, q): min((width // p) * (height // q), model.layers) for p, q in shapes}
+        cand = [(p, q, r) for (p, q), fit in fits.items()
+                for r in (range(1, min(fit, _MAX_SEARCHED_REGIONS) + 1) if count is None
+                          else [count] if count <= fit else [])]
+        if not cand:
+            where = f"grid {grid[0]}x{grid[1]}" if grid else "any grid searched"
+            raise SpecError(f"{phase}: {count} regions (--{phase}-regions or --regions) of {where} "
+                            f"do not fit the fabric of '{spec.name}' ({width} x {height} cores) or "
+                            f"outnumber the model's {model.layers} layers; allowed 1..{max(fits.values())}")
+        cand_p, cand_q, cand_r = (np.asarray(c) for c in zip(*cand, strict=True))
         prefix = "pf" if phase == "prefill" else "dc"
-        small = min(shapes[0])
+        small = min(shapes[0])  # the other phase: a placeholder that fits
         columns = {"pf_p": small, "pf_q": small, "dc_p": small, "dc_q": small,
-                   f"{prefix}_p": np.asarray(cand_p), f"{prefix}_q": np.asarray(cand_q),
-                   f"{prefix}_regions": np.asarray(cand_r)}
+                   f"{prefix}_p": cand_p, f"{prefix}_q": cand_q, f"{prefix}_regions": cand_r}
         arrays = LayoutArrays.from_columns(spec, model, batch=batch, input_tokens=input_tokens,
                                            output_tokens=output_tokens, kv_cache=kv_cache, **columns)
         m = evaluate(spec, model, arrays).metrics
+        # the fallback never takes regions that do not fit the fabric (bits 16, 32)
+        placed = (m["reasons"] & (16 if phase == "prefill" else 32)) == 0
         bits = (1 | 4 | 16 | 64) if phase == "prefill" else (2 | 8 | 32 | 128)
         ok = (m["reasons"] & bits) == 0
-        score = -m["ttft_s"] if phase == "prefill" else m["decode_tokens_per_s"]
-        key = "memory_prefill_bytes" if phase == "prefill" else "memory_decode_bytes"
-        best = int(np.argmax(np.where(ok, score, -np.inf))) if ok.any() else int(np.argmin(m[key]))
-        p, q, r = cand_p[best], cand_q[best], cand_r[best]
+        memory = m["memory_prefill_bytes" if phase == "prefill" else "memory_decode_bytes"]
+        what = "region count" if grid else "grid and region count"
+        if ok.any():
+            score = -m["ttft_s"] if phase == "prefill" else m["decode_tokens_per_s"]
+            best = int(np.argmax(np.where(ok, score, -np.inf)))
+            goal = "the least TTFT" if phase == "prefill" else "the most decode tokens/s per request"
+            why = f"{goal} among the {int(ok.sum())} of {len(cand)} candidates that fit"
+        else:
+            best = int(np.argmin(np.where(placed, memory, np.inf)))
+            why = (f"none of the {len(cand)} candidates fits the memory and route budgets: the "
+                   f"least memory per core ({float(memory[best]):,.0f} B)")
+        p, q, r = int(cand_p[best]), int(cand_q[best]), int(cand_r[best])
         phases[phase] = PhaseLayout(grid=(p, q), regions=r, head_groups=default_head_groups(model, p, q))
-        goal = "the least TTFT" if phase == "prefill" else "the most decode tokens/s per request"
-        fits = "that fits" if ok.any() else "(none fits: the least memory overflow)"
-        what = "region count" if grids.get(phase) else "grid and region count"
-        chosen.append(f"{phase}: {what} {p}x{q} x {r}: {goal} {fits} among {len(cand_p)} candidates")
+        chosen.append(f"{phase}: {what} {p}x{q} x {r}: {why}")
     layout = Layout(prefill=phases["prefill"], decode=phases["decode"], batch=batch,
                     input_tokens=input_tokens, output_tokens=output_tokens, kv_cache=kv_cache,
                     model=model.name, hardware=spec.name)
