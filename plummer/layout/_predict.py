@@ -29,7 +29,8 @@ HEADLINE = ("ttft_s", "prefill_tokens_per_s", "decode_tokens_per_s", "decode_s_p
             "decode_throughput_tokens_per_s", "e2e_throughput_tokens_per_s", "utilization",
             "utilization_prefill", "utilization_decode", "utilization_single",
             "energy_per_token_j", "replacement_s", "memory_per_core_bytes",
-            "memory_prefill_bytes", "memory_decode_bytes", "kv_cache_bytes", "routes_per_core",
+            "memory_prefill_bytes", "memory_decode_bytes", "prompt_kv_bytes", "kv_cache_bytes",
+            "routes_per_core",
             "max_context_concat", "max_context_shift")
 
 SUBSET_NOTE = ("the timing is computed all the same: published wafer results for models larger "
@@ -113,15 +114,19 @@ def _memory_reason(ev: Evaluation, arrays: LayoutArrays, spec: HardwareSpec, lay
     budget = spec.memory_bytes
     cost = ev.prefill if phase == "prefill" else ev.decode
     total = m[f"memory_{phase}_bytes"]
-    layers = int(getattr(arrays, phase).max_layers.reshape(-1)[0])
-    worst = max(cost.ops, key=lambda op: float(
-        (cost.costs[op.name].memory_bytes - cost.costs[op.name].resident_bytes
-         + op.live_bytes).reshape(-1)[0]) if _runs(op) else -1.0)
+    part = getattr(arrays, phase)
+    layers, in_flight = int(part.max_layers.reshape(-1)[0]), int(part.regions.reshape(-1)[0])
+    worst = max((op for op in cost.ops if _runs(op)),
+                key=lambda op: float(cost.op_working_bytes[op.name].reshape(-1)[0]))
     weights = float(cost.weights_bytes.reshape(-1)[0]) * layers
     text = (f"{phase}: memory per core {total:,.0f} B exceeds the budget {budget:,} B by "
             f"{total - budget:,.0f} B: weights {weights:,.0f} B ({layers} layers per region)")
+    batches = f"{in_flight} batch{'es' if in_flight > 1 else ''} in flight"
     if phase == "decode":
-        text += f", KV cache {m['kv_cache_bytes']:,.0f} B at {layout.input_tokens + layout.output_tokens:,} tokens"
+        text += (f", KV cache {m['kv_cache_bytes']:,.0f} B at {layout.input_tokens + layout.output_tokens:,} "
+                 f"tokens ({batches})")
+    else:
+        text += f", the prompts' KV {m['prompt_kv_bytes']:,.0f} B ({batches})"
     return text + f", buffers {float(cost.working_bytes.reshape(-1)[0]):,.0f} B (largest in op '{worst.name}')"
 
 
