@@ -215,7 +215,7 @@ def test_predict_cli_prints_a_table_and_json(run_cli, tmp_path):
 
 
 @pytest.mark.parametrize("argv", [
-    ["--prefill-grid", "900x900"], ["--regions", "0"], ["--batch", "0"], ["--input", "0"],
+    ["--prefill-grid", "900x900"], ["--regions", "0"], ["--batch", "0"], ["--input-tokens", "0"],
     ["--decode-grid", "300x300", "--decode-regions", "60"], ["--layout", "/no/such/file.toml"],
     ["--model", "no-such-model"],
 ])

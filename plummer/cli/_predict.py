@@ -34,8 +34,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     pred.add_argument("--model", help="model preset, plummer model TOML or Hugging Face config.json "
                       "(default: the layout file's, else llama3-8b)")
     pred.add_argument("--hardware", help="hardware preset or TOML (default: the layout file's, else wse2)")
-    pred.add_argument("--layout", help="layout TOML file (see `plummer predict --help`; "
-                      "`-o` writes one)")
+    pred.add_argument("--layout", help="layout TOML file: [prefill] and [decode] tables and the "
+                      "request, as `plummer predict --output-layout` and `plummer study best -o` "
+                      "write them (plummer/layout/_layout.py documents every field)")
     for phase in ("prefill", "decode"):
         pred.add_argument(f"--{phase}-grid", dest=f"{phase}_grid",
                           help=f"{phase} region grid PxQ (cores, at least 2x2); with --layout it "
@@ -48,8 +49,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                       help="prefill regions (overrides --regions)")
     pred.add_argument("--decode-regions", dest="decode_regions", type=_positive,
                       help="decode regions (overrides --regions)")
-    pred.add_argument("--input", type=_positive, help="input (prompt) tokens per request (default 4096)")
-    pred.add_argument("--output", type=_positive, help="output tokens per request (default 256)")
+    pred.add_argument("--input-tokens", dest="input_tokens", type=_positive,
+                      help="input (prompt) tokens per request (default 4096)")
+    pred.add_argument("--output-tokens", dest="output_tokens", type=_positive,
+                      help="output tokens per request (default 256)")
     pred.add_argument("--batch", type=_positive, help="requests prefilled and decoded together (default 1)")
     pred.add_argument("--kv-cache", dest="kv_cache", choices=("shift", "concat"),
                       help="KV-cache scheme of decode (default shift)")
@@ -71,8 +74,8 @@ def run_predict(args: argparse.Namespace) -> Prediction:
     spec = load_hardware(args.hardware or (base.hardware if base and base.hardware else "wse2"))
     request: dict[str, Any] = {
         "batch": args.batch or (base.batch if base else 1),
-        "input_tokens": args.input or (base.input_tokens if base else 4096),
-        "output_tokens": args.output or (base.output_tokens if base else 256),
+        "input_tokens": args.input_tokens or (base.input_tokens if base else 4096),
+        "output_tokens": args.output_tokens or (base.output_tokens if base else 256),
         "kv_cache": args.kv_cache or (base.kv_cache if base else "shift"),
     }
     layout, chosen = default_layout(
