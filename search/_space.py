@@ -6,14 +6,15 @@ A space maps names of :meth:`plummer.layout.LayoutArrays.from_columns` (``pf_p``
 - a list of choices (``[360, 480, 600]``, ``["ktree", "pipeline"]``): categorical;
 - a table ``{low = 1, high = 8, step = 1}``: integers ``low, low + step, ..., <= high``
   (numbers ``low + k step`` when any of them is a float: a hardware space's ``alpha``);
-- for ``pf_regions`` / ``dc_regions``, ``{low = 1, high = "fit"}``: up to as many regions
-  of the point's grid as fit the fabric (and the model's layers). The sampler draws from one
-  fixed range, up to the most any grid of the space allows, and a count beyond what the
-  point's grid allows means all that fit: the sampler keeps one distribution to learn from,
-  and never proposes regions that cannot be placed. The exhaustive enumeration takes every
-  count up to the most any grid allows; ``"fit"`` alone: exactly as many as fit (the most
-  throughput a grid can pipeline: more regions hold fewer layers each and the KV cache of
-  more batches in flight, about the same memory per core);
+- for ``pf_regions`` / ``dc_regions``, ``{low = 1, high = "fit"}``: up to the regions
+  ``"fit"`` gives the point's grid. The sampler draws from one fixed range, up to the most
+  any grid of the space allows, and a count beyond what the point's grid allows means
+  ``"fit"``: the sampler keeps one distribution to learn from, and never proposes regions
+  that cannot be placed. The exhaustive enumeration takes every count up to the most any
+  grid allows; ``"fit"`` alone: the fewest regions that hold the model's layers with the
+  fewest per region that the regions of the grid fitting the fabric allow (the most
+  throughput a grid can pipeline; more regions would only add batches in flight and their
+  KV cache; fewer layers per region, about the same memory per core);
 - the name of another dimension (``dc_q = "dc_p"``): the same value (square grids);
 - a single value: fixed, not searched.
 

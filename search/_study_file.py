@@ -234,7 +234,12 @@ def parse_study(data: dict[str, Any], name: str, path: Path | None = None) -> St
     model = load_model(model_ref)
 
     def capacity(p: Any, q: Any) -> Any:
-        return np.minimum(model.layers, (hardware.fabric_width // p) * (hardware.fabric_height // q))
+        """Regions of a ``p x q`` grid that ``"fit"`` takes: the fewest that hold the layers
+        with the fewest per region the fabric allows (more would add batches in flight, and
+        their KV cache, without shortening a stage); 0 where no region fits."""
+        most = np.minimum(model.layers, (hardware.fabric_width // p) * (hardware.fabric_height // q))
+        per_region = -(-model.layers // np.maximum(most, 1))
+        return np.where(most > 0, -(-model.layers // per_region), 0)
 
     space = space.fit_regions(capacity)
     return StudyFile(
