@@ -10,7 +10,7 @@ import optuna
 from plummer.layout import ALLREDUCE_ALGOS, GEMM_ALGOS, KV_SCHEMES, Layout, PhaseLayout
 from plummer.layout._arrays import default_head_groups
 from search._runner import best_trials, feasible_trials, is_feasible
-from search._storage import open_storage, open_study
+from search._storage import open_existing_storage, open_study
 from search._study_file import StudyFile
 
 
@@ -44,8 +44,8 @@ def point_layout(study: StudyFile, point: dict[str, Any]) -> Layout:
 
 def best(study: StudyFile, storage_url: str) -> dict[str, Any]:
     """The best feasible trial (one objective) or the feasible Pareto front (several), each
-    with its values, point, metrics and layout."""
-    handle = open_study(study, open_storage(storage_url), create=False)
+    with its values, point, metrics and layout (the storage must exist: nothing is created)."""
+    handle = open_study(study, open_existing_storage(storage_url), create=False)
     trials = best_trials(study, handle)
     complete = handle.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     rows = []
@@ -89,8 +89,9 @@ def history(study: StudyFile, handle: optuna.Study) -> np.ndarray:
 
 
 def list_studies(storage_url: str) -> list[dict[str, Any]]:
-    """What a storage holds: name, directions, trials, model and hardware per study."""
-    storage = open_storage(storage_url)
+    """What a storage holds: name, directions, trials, model and hardware per study (a
+    storage that does not exist is an error, and is not created)."""
+    storage = open_existing_storage(storage_url)
     rows = []
     for s in optuna.get_all_study_summaries(storage, include_best_trial=False):
         rows.append({"study": s.study_name, "directions": [d.name.lower() for d in s.directions],

@@ -22,7 +22,9 @@ import optuna
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import create_engine, inspect
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from plummer.errors import SpecError
 from search._study_file import StudyFile
@@ -55,6 +57,38 @@ def open_storage(url: str) -> BaseStorage:
         return JournalStorage(JournalFileBackend(str(path)))
     except OSError as exc:
         raise SpecError(f"--storage '{url}' is not a writable journal file: {exc.strerror}") from None
+
+
+def open_existing_storage(url: str) -> BaseStorage:
+    """:func:`open_storage` for a storage that must already hold studies (reading commands:
+    ``list``, ``show``, ``best``): where nothing is stored yet (no journal file, no SQLite
+    file, a database without Optuna's tables) the error names the storage, and nothing is
+    created."""
+    missing = SpecError(f"storage '{url}': no study storage is there (nothing to read); "
+                        "`plummer study run` creates one")
+    if url.startswith(_RDB_PREFIXES):
+        try:
+            parsed = make_url(url)
+        except (ArgumentError, ValueError) as exc:
+            raise SpecError(f"--storage '{url}' cannot be opened: {str(exc).splitlines()[0]}") from None
+        if parsed.get_backend_name() == "sqlite":
+            if not parsed.database or parsed.database == ":memory:" or not Path(parsed.database).is_file():
+                raise missing
+        else:
+            try:
+                engine = create_engine(url)
+                try:
+                    if not inspect(engine).has_table("studies"):
+                        raise missing
+                finally:
+                    engine.dispose()
+            except ImportError as exc:
+                raise SpecError(f"--storage '{url}' needs a database driver: {exc}") from None
+            except SQLAlchemyError as exc:
+                raise SpecError(f"--storage '{url}' cannot be opened: {str(exc).splitlines()[0]}") from None
+    elif not Path(url).is_file():
+        raise missing
+    return open_storage(url)
 
 
 def open_study(study: StudyFile, storage: BaseStorage, sampler: optuna.samplers.BaseSampler | None = None,

@@ -190,10 +190,10 @@ def _list(args: argparse.Namespace) -> None:
 def _show(args: argparse.Namespace) -> None:
     import optuna
 
-    from search import best, open_storage, open_study
+    from search import best, open_existing_storage, open_study
 
     study, url = _load(args)
-    handle = open_study(study, open_storage(url), create=False)
+    handle = open_study(study, open_existing_storage(url), create=False)
     states: dict[str, int] = {}
     for t in handle.get_trials(deepcopy=False):
         states[t.state.name] = states.get(t.state.name, 0) + 1
