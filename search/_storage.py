@@ -95,6 +95,7 @@ def open_study(study: StudyFile, storage: BaseStorage, sampler: optuna.samplers.
                create: bool = True) -> optuna.Study:
     """The stored study of ``study``'s name (created if absent and ``create``), checked to be
     the same search (fingerprint); the error names what differs."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "A new study created" on stderr
     directions = [o.direction for o in study.objectives]
     names = {s.study_name: s for s in optuna.get_all_study_summaries(storage)}
     if study.name not in names:
