@@ -58,12 +58,15 @@ def _run(args: argparse.Namespace) -> None:
     from search import best, run_study
 
     study, url = _load(args)
-    if args.trials is not None and args.trials < 1:
-        raise SpecError(f"--trials = {args.trials} must be >= 1")
     if not args.json:
         print(f"study '{study.name}' ({study.model.name} on {study.hardware.name}, "
               f"{study.space.size:,} points, {study.sampler}) in {url}", file=sys.stderr)
-    summary = run_study(study, url, trials=args.trials, jobs=args.jobs, progress=not args.json)
+    try:
+        summary = run_study(study, url, trials=args.trials, jobs=args.jobs, progress=not args.json)
+    except KeyboardInterrupt:
+        sys.stderr.write(f"plummer study: interrupted; the trials told so far are kept in {url}, "
+                         "and running the study again continues it\n")
+        raise SystemExit(130) from None
     found = best(study, url)
     summary["best"] = found["best"][:1] if not study.multi_objective else found["best"]
     summary["feasible_trials"] = found["feasible"]
