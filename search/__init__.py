@@ -14,7 +14,13 @@ from search._exhaustive import exhaustive
 from search._results import best, history, list_studies, point_layout, trial_point
 from search._runner import best_trials, make_sampler, pareto_mask, run_study, run_worker
 from search._space import COLUMNS, Dimension, SearchSpace
-from search._storage import DEFAULT_STORAGE, open_existing_storage, open_storage, open_study, storage_url
+from search._storage import (
+           DEFAULT_STORAGE,
+           open_existing_storage,
+           open_storage,
+           open_study,
+           storage_url,
+)
 from search._study_file import METRICS, SAMPLERS, StudyFile, load_study_file, parse_study
 
 __all__ = ["COLUMNS", "DEFAULT_STORAGE", "METRICS", "SAMPLERS", "Dimension", "SearchSpace",

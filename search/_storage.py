@@ -7,9 +7,10 @@
   Optuna's RDB storage (PostgreSQL for workers on several machines).
 - Any other text: the path of a journal file.
 
-A study carries its study file's fingerprint (model, hardware, space, objectives) as a
-user attribute: a study file whose fingerprint differs from the stored study's of the same
-name gets a clear error, and its trials are never mixed in.
+A study carries its study file's fingerprint (model, hardware, space, memory, co-design,
+objectives, constraints) and one digest per part as user attributes: a study file whose
+fingerprint differs from the stored study's of the same name gets an error naming the parts
+that differ, and its trials are never mixed in.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from search._study_file import StudyFile
 DEFAULT_STORAGE = Path("plummer-storage") / "studies.journal"
 _RDB_PREFIXES = ("sqlite:", "postgresql", "postgres:", "mysql")
 FINGERPRINT = "plummer_fingerprint"
+FINGERPRINT_PARTS = "plummer_fingerprint_parts"
 WORKER = "plummer_worker"
 
 
@@ -105,6 +107,7 @@ def open_study(study: StudyFile, storage: BaseStorage, sampler: optuna.samplers.
                                      sampler=sampler, load_if_exists=True)
         if result.user_attrs.get(FINGERPRINT) is None:
             result.set_user_attr(FINGERPRINT, study.fingerprint())
+            result.set_user_attr(FINGERPRINT_PARTS, study.fingerprint_parts())
             result.set_user_attr("plummer_model", study.model.name)
             result.set_user_attr("plummer_hardware", study.hardware.name)
             result.set_user_attr("plummer_space", study.space.to_dict())
@@ -112,14 +115,18 @@ def open_study(study: StudyFile, storage: BaseStorage, sampler: optuna.samplers.
         result = optuna.load_study(study_name=study.name, storage=storage, sampler=sampler)
     stored = result.user_attrs.get(FINGERPRINT)
     if stored != study.fingerprint():
+        parts = result.user_attrs.get(FINGERPRINT_PARTS)
+        if isinstance(parts, dict):
+            mine = study.fingerprint_parts()
+            differ = sorted(k for k in set(parts) | set(mine) if parts.get(k) != mine.get(k))
+            what = f"its {', '.join(differ)} differ" if differ else "its search differs"
+        else:  # stored before the parts were
+            what = (f"model '{result.user_attrs.get('plummer_model')}', hardware "
+                    f"'{result.user_attrs.get('plummer_hardware')}'; space, objectives or constraints differ")
         raise SpecError(
             f"the storage already holds a study named '{study.name}' for a different search "
-            f"(model '{result.user_attrs.get('plummer_model')}', hardware "
-            f"'{result.user_attrs.get('plummer_hardware')}', space or objectives differ); give the "
-            "study file another 'name' or use another --storage")
-    stored_dirs = [d.name.lower() for d in result.directions]
-    if stored_dirs != directions:
-        raise SpecError(f"study '{study.name}' is stored with directions {stored_dirs}, the file says {directions}")
+            f"({what}); its trials are not this file's: give the study file another 'name' "
+            "(a new study) or use another --storage")
     return result
 
 

@@ -121,16 +121,33 @@ class StudyFile:
         """Whether the study has several objectives."""
         return len(self.objectives) > 1
 
-    def fingerprint(self) -> str:
-        """A digest of what makes two studies comparable: model, hardware, space and
-        objectives (a storage refuses to mix studies of one name with different ones)."""
+    def _compared(self) -> dict[str, Any]:
+        """What makes two studies of one name the same search (:meth:`fingerprint`)."""
         data = {"model": self.model.to_dict(), "hardware": self.hardware.to_dict(),
                 "space": self.space.to_dict(), "memory": self.memory,
                 "codesign": None if self.codesign is None else (
                     self.codesign.space.to_dict(), self.codesign.mode, self.codesign.metric,
                     self.codesign.direction),
                 "objectives": [(o.metric, o.direction) for o in self.objectives]}
-        return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        if self.constraints:  # absent, the digest is what studies without constraints always had
+            data["constraints"] = [(c.metric, c.min, c.max) for c in self.constraints]
+        return data
+
+    def fingerprint(self) -> str:
+        """A digest of what makes two studies comparable: model, hardware, space, memory,
+        co-design, objectives and constraints (a storage refuses to mix studies of one name
+        with different ones: a trial feasible under one set of constraints is not under
+        another)."""
+        return _digest(self._compared())
+
+    def fingerprint_parts(self) -> dict[str, str]:
+        """One digest per part of :meth:`fingerprint` (``model``, ``space``, ``constraints``,
+        ...), stored with a study so that a refusal can name the parts that differ."""
+        return {key: _digest(value) for key, value in self._compared().items()}
+
+
+def _digest(data: Any) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def region_capacity(model: ModelSpec, hardware: HardwareSpec) -> Callable[[Any, Any], Any]:

@@ -195,3 +195,22 @@ def test_a_failing_worker_is_reported_with_its_error(tmp_path, run_cli):
     text = str(info.value)
     assert "2 of 2 workers failed" in text and "dc_p" in text and "3000" in text and "\n" not in text
     assert not [t for t in _trials(url) if t.state == optuna.trial.TrialState.RUNNING]
+
+
+@pytest.mark.parametrize("change, part", [
+    (lambda t: t.replace("[sampler]", '[[constraints]]\nmetric = "ttft_s"\nmax = 1.0\n[sampler]'), "constraints"),
+    (lambda t: t.replace('direction = "maximize"', 'direction = "minimize"'), "objectives"),
+    (lambda t: t.replace("dc_p = [240, 300]", "dc_p = [240, 360]"), "space"),
+])
+def test_a_changed_search_does_not_continue_the_stored_study(tmp_path, run_cli, change, part):
+    constrained = SMALL.replace("[sampler]", '[[constraints]]\nmetric = "ttft_s"\nmax = 0.5\n[sampler]')
+    first = constrained if part == "constraints" else SMALL
+    url = str(tmp_path / "s.journal")
+    search.run_study(search.load_study_file(_write(tmp_path, first)), url, progress=False)
+    path = _write(tmp_path, change(SMALL))
+    code, out, err = run_cli("study", "run", str(path), "--storage", url, "--json")
+    assert code == 2 and err.count("\n") == 1, err
+    assert f"its {part} differ" in err and "another 'name'" in err and "another --storage" in err
+    assert len(_trials(url)) == 8  # nothing added to the stored study
+    search.run_study(search.load_study_file(_write(tmp_path, first)), url, progress=False)  # same file: continues
+    assert len(_trials(url)) == 16
