@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -9,7 +10,7 @@ import optuna
 
 from plummer.layout import ALLREDUCE_ALGOS, GEMM_ALGOS, KV_SCHEMES, Layout, PhaseLayout
 from plummer.layout._arrays import default_head_groups
-from search._runner import best_trials, feasible_trials, is_feasible
+from search._runner import best_trials, feasible_trials, is_feasible, signs
 from search._storage import open_existing_storage, open_study
 from search._study_file import StudyFile
 
@@ -77,7 +78,7 @@ def trial_point(study: StudyFile, trial: optuna.trial.FrozenTrial) -> dict[str, 
 def history(study: StudyFile, handle: optuna.Study) -> np.ndarray:
     """The best feasible objective value after each complete trial (one objective;
     NaN until the first feasible one), in trial order."""
-    sign = 1.0 if study.objectives[0].direction == "maximize" else -1.0
+    sign = signs(study)[0]
     trials = sorted(handle.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)),
                     key=lambda t: t.number)
     out, best_value = [], -np.inf
@@ -86,6 +87,17 @@ def history(study: StudyFile, handle: optuna.Study) -> np.ndarray:
             best_value = max(best_value, sign * t.values[0])
         out.append(best_value * sign if np.isfinite(best_value) else np.nan)
     return np.asarray(out)
+
+
+def regret(study: StudyFile, optimum: float | None, found: float | None) -> float | None:
+    """How far ``found`` (the best a study found) is below the true ``optimum`` of its one
+    objective, relative to it: 0 = found it, > 0 worse; None where either is missing (no
+    feasible point or trial; NaN counts as missing); ``inf`` for an optimum of 0 not found."""
+    if optimum is None or found is None or math.isnan(found):
+        return None
+    if optimum == 0:
+        return 0.0 if found == 0 else math.inf
+    return float(signs(study)[0] * (optimum - found) / abs(optimum))
 
 
 def list_studies(storage_url: str) -> list[dict[str, Any]]:

@@ -274,16 +274,30 @@ def feasible_trials(handle: optuna.Study) -> list[optuna.trial.FrozenTrial]:
 
 
 def best_trials(study: StudyFile, handle: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    """The best feasible trial (one objective), or the feasible Pareto front (several)."""
-    trials = feasible_trials(handle)
+    """The best feasible trial (one objective), or the feasible Pareto front (several)
+    sorted best first on the first objective, then the next (what ``study best -o``
+    writes is the first); ties go to the earliest trial."""
+    trials = sorted(feasible_trials(handle), key=lambda t: t.number)
     if not trials:
         return []
-    signs = np.array([1.0 if o.direction == "maximize" else -1.0 for o in study.objectives])
-    values = np.array([t.values for t in trials]) * signs
-    if len(signs) == 1:
-        return [trials[int(np.argmax(values[:, 0]))]]
-    keep = pareto_mask(values)
-    return [t for t, k in zip(trials, keep, strict=True) if k]
+    values = np.array([t.values for t in trials]) * signs(study)
+    if not study.multi_objective:
+        return [trials[int(np.argmax(values[:, 0]))]]  # the first of equal values
+    keep = np.flatnonzero(pareto_mask(values))
+    return [trials[keep[i]] for i in front_order(values[keep])]
+
+
+def signs(study: StudyFile) -> np.ndarray:
+    """``+1`` per objective to maximise, ``-1`` per objective to minimise: ``values *
+    signs`` are to be maximised."""
+    return np.array([1.0 if o.direction == "maximize" else -1.0 for o in study.objectives])
+
+
+def front_order(values: np.ndarray) -> np.ndarray:
+    """The order of ``values`` rows (``(n, objectives)``, to maximise) best first on the
+    first objective, then the next ones; equal rows keep their order (deterministic)."""
+    keys = [np.arange(len(values))] + [-values[:, j] for j in range(values.shape[1] - 1, -1, -1)]
+    return np.lexsort(keys)
 
 
 def pareto_mask(values: np.ndarray) -> np.ndarray:

@@ -214,3 +214,46 @@ def test_a_changed_search_does_not_continue_the_stored_study(tmp_path, run_cli, 
     assert len(_trials(url)) == 8  # nothing added to the stored study
     search.run_study(search.load_study_file(_write(tmp_path, first)), url, progress=False)  # same file: continues
     assert len(_trials(url)) == 16
+
+
+def test_best_gives_the_front_sorted_and_best_o_writes_its_first(tmp_path, run_cli):
+    text = SMALL.replace('hardware = "wse2"', 'hardware = "wse2"\nmemory = "ignore"').replace(
+        "[sampler]", '[[objectives]]\nmetric = "decode_tokens_per_s"\ndirection = "maximize"\n[sampler]')
+    path = _write(tmp_path, text)
+    url = str(tmp_path / "s.journal")
+    search.run_study(search.load_study_file(path), url, trials=64, progress=False)
+    out_file = tmp_path / "best.toml"
+    code, out, err = run_cli("study", "best", str(path), "--storage", url, "--json", "-o", str(out_file))
+    assert code == 0, err
+    front = json.loads(out)["best"]
+    keys = [(-row["values"][0], -row["values"][1], row["trial"]) for row in front]
+    assert len(front) > 2 and keys == sorted(keys)  # best first on utilization, then tokens/s
+    from plummer.layout import load_layout
+    from plummer.layout._predict import predict
+
+    study = search.load_study_file(path)
+    assert predict(study.hardware, study.model, load_layout(out_file)).metrics["utilization"] == pytest.approx(
+        front[0]["values"][0], rel=1e-12)
+
+
+def test_ties_go_to_the_earliest_trial(tmp_path):
+    text = SMALL.replace("dc_p = [240, 300]", "dc_p = 240").replace('pf_gemm = ["meshgemm", "summa-relay"]', "")
+    text = text.replace("dc_regions = {low = 6, high = 12}", "dc_regions = 6").replace(
+        'hardware = "wse2"', 'hardware = "wse2"\nmemory = "ignore"')
+    study = search.load_study_file(_write(tmp_path, text))
+    url = str(tmp_path / "s.journal")
+    search.run_study(study, url, trials=8, progress=False)  # two points: every value tied 4 or so times
+    handle = optuna.load_study(study_name="small", storage=search.open_storage(url))
+    (best,) = search.best_trials(study, handle)
+    value = best.values[0]
+    assert best.number == min(t.number for t in _trials(url) if t.values and t.values[0] == value)
+
+
+def test_regret_is_relative_to_the_optimum_either_direction():
+    study = search.load_study_file(_write(tmp_path := Path(__import__("tempfile").mkdtemp())))
+    minimise = search.load_study_file(_write(tmp_path, SMALL.replace('metric = "utilization"\ndirection = "maximize"',
+                                                                     'metric = "ttft_s"\ndirection = "minimize"')))
+    assert search.regret(study, 0.5, 0.4) == pytest.approx(0.2)
+    assert search.regret(minimise, 2.0, 2.5) == pytest.approx(0.25)
+    assert search.regret(study, 0.5, 0.5) == 0 and search.regret(study, 0.0, 0.0) == 0
+    assert search.regret(study, None, 0.4) is None and search.regret(study, 0.5, float("nan")) is None

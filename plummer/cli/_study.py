@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from typing import Any
 
@@ -121,16 +120,8 @@ def _best(args: argparse.Namespace) -> None:
         print(f"wrote {args.output}")
 
 
-def regret(study: Any, optimum: float | None, found: float | None) -> float | None:
-    """How far the best found is from the true optimum, relative to it (0 = found it)."""
-    if optimum is None or found is None:
-        return None
-    sign = 1.0 if study.objectives[0].direction == "maximize" else -1.0
-    return sign * (optimum - found) / abs(optimum) if optimum else math.inf
-
-
 def _exhaustive(args: argparse.Namespace) -> None:
-    from search import best, exhaustive
+    from search import best, exhaustive, regret
 
     study, url = _load(args)
     truth = exhaustive(study)
