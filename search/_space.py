@@ -231,28 +231,37 @@ class SearchSpace:
 
     def grid_chunks(self, chunk: int) -> Iterator[tuple[dict[str, np.ndarray], int]]:
         """Every point of the space as column arrays shaped for broadcasting (one axis per
-        dimension), in chunks of at most about ``chunk`` points along the leading
-        dimensions; yields ``(columns, flat offset of the chunk)``."""
+        dimension), in chunks of at most ``chunk`` points (one point at the least): the
+        trailing dimensions whole, the one before them in slices, the leading ones one value
+        at a time; yields ``(columns, flat offset of the chunk)``. A chunk is a contiguous
+        run of the row-major enumeration (:meth:`point_at`)."""
         dims = list(self.dimensions)
         sizes = [len(d.choices) for d in dims]
-        # split along the first dimensions until a block of the rest fits in a chunk
-        split = 0
-        while split < len(dims) and math.prod(sizes[split:]) > chunk:
-            split += 1
+        chunk = max(int(chunk), 1)
+        split = len(dims)  # dims[split:] go whole into every chunk
+        while split > 0 and math.prod(sizes[split - 1:]) <= chunk:
+            split -= 1
         block = math.prod(sizes[split:])
-        outer = [range(n) for n in sizes[:split]]
-        for offset, index in enumerate(np.ndindex(*[len(r) for r in outer]) if outer else [()]):
-            columns: dict[str, np.ndarray] = {}
-            for axis, d in enumerate(dims[split:]):
-                shape = [1] * (len(dims) - split)
-                shape[axis] = len(d.choices)
-                columns[d.name] = np.asarray(d.choices).reshape(shape)
-            for i, d in zip(index, dims[:split], strict=True):
-                columns[d.name] = np.asarray(d.choices[i])
-            columns |= {k: np.asarray(v) for k, v in self.fixed.items() if not (isinstance(v, str) and v == "fit")}
-            columns |= {name: columns[target] for name, target in self.ties.items()}
-            columns = self._fits(columns)
-            yield columns, offset * block
+        sliced = split - 1  # the dimension cut into slices of `step` values (none: -1)
+        step = max(chunk // block, 1) if sliced >= 0 else 1
+        outer = sizes[:sliced] if sliced >= 0 else []
+        for index in np.ndindex(*outer):
+            starts = range(0, sizes[sliced], step) if sliced >= 0 else [0]
+            for start in starts:
+                columns: dict[str, np.ndarray] = {}
+                axes = dims[sliced:] if sliced >= 0 else dims
+                for axis, d in enumerate(axes):
+                    values = d.choices[start:start + step] if axis == 0 and sliced >= 0 else d.choices
+                    shape = [1] * len(axes)
+                    shape[axis] = len(values)
+                    columns[d.name] = np.asarray(values).reshape(shape)
+                for i, d in zip(index, dims[:max(sliced, 0)], strict=True):
+                    columns[d.name] = np.asarray(d.choices[i])
+                columns |= {k: np.asarray(v) for k, v in self.fixed.items() if not (isinstance(v, str) and v == "fit")}
+                columns |= {name: columns[target] for name, target in self.ties.items()}
+                columns = self._fits(columns)
+                flat = int(np.ravel_multi_index(index, outer)) if outer else 0
+                yield columns, (flat * sizes[sliced] + start) * block if sliced >= 0 else 0
 
     def point_at(self, flat: int) -> dict[str, Any]:
         """The point at index ``flat`` of the space's row-major enumeration."""

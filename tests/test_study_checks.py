@@ -257,3 +257,31 @@ def test_regret_is_relative_to_the_optimum_either_direction():
     assert search.regret(minimise, 2.0, 2.5) == pytest.approx(0.25)
     assert search.regret(study, 0.5, 0.5) == 0 and search.regret(study, 0.0, 0.0) == 0
     assert search.regret(study, None, 0.4) is None and search.regret(study, 0.5, float("nan")) is None
+
+
+@pytest.mark.parametrize("chunk", [1, 5, 13, 200])
+def test_exhaustive_chunks_are_bounded_contiguous_and_give_the_same_truth(tmp_path, chunk):
+    import math
+
+    import numpy as np
+
+    study = search.load_study_file(_write(tmp_path))
+    space = study.space
+    covered = []
+    for columns, offset in space.grid_chunks(chunk):
+        shape = np.broadcast_shapes(*(np.shape(v) for v in columns.values()))
+        assert math.prod(shape) <= chunk  # memory bounded by the chunk, whatever the dimension sizes
+        ev = search._objective.evaluate_columns(study, columns)
+        values = np.broadcast_to(ev.metrics["utilization"], shape).reshape(-1)
+        for j in (0, len(values) - 1):  # the chunk is the run of points from its offset
+            point = space.point_at(offset + j)
+            alone = search._objective.evaluate_columns(study, space.columns([point]))
+            assert values[j] == alone.metrics["utilization"][0]
+        covered.append((offset, math.prod(shape)))
+    covered.sort()
+    assert [o for o, _ in covered] == list(np.cumsum([0] + [n for _, n in covered])[:-1])
+    assert sum(n for _, n in covered) == space.size
+    # a dimension longer than the chunk is sliced, not enumerated a point at a time
+    assert len(covered) <= 2 * math.ceil(space.size / chunk)
+    whole, parts = search.exhaustive(study), search.exhaustive(study, chunk=chunk)
+    assert (whole["optimum"], whole["feasible"]) == (parts["optimum"], parts["feasible"])
