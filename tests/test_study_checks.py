@@ -9,37 +9,16 @@ from pathlib import Path
 
 import optuna
 import pytest
+from test_study import SMALL as TEMPLATE
 
 import search
 from plummer.errors import SpecError
 
 STUDIES = Path(__file__).resolve().parent.parent / "studies"
 
-SMALL = """
-name = "small"
-model = "llama3-8b"
-hardware = "wse2"
-[space]
-input_tokens = 1024
-output_tokens = 64
-pf_p = 360
-pf_q = "pf_p"
-pf_regions = 4
-pf_gemm = ["meshgemm", "summa-relay"]
-dc_p = [240, 300]
-dc_q = "dc_p"
-dc_regions = {low = 6, high = 12}
-dc_allreduce = ["ktree", "pipeline"]
-[[objectives]]
-metric = "utilization"
-direction = "maximize"
-[sampler]
-name = "random"
-seed = 3
-[run]
-trials = 8
-batch = 8
-"""
+# test_study's small study (56 points), sampled at random so that a replayed seed shows
+SMALL = TEMPLATE.format(name="small", metric="utilization", direction="maximize", sampler="random",
+                        trials=8, extra="")
 
 
 def _write(tmp_path: Path, text: str = SMALL, name: str = "small") -> Path:
