@@ -11,14 +11,20 @@ The Python API mirrors ``plummer study``::
 from __future__ import annotations
 
 from search._exhaustive import exhaustive
-from search._results import best, history, list_studies, point_layout, trial_point
+from search._results import best, history, list_studies, point_layout, regret, trial_point
 from search._runner import best_trials, make_sampler, pareto_mask, run_study, run_worker
 from search._space import COLUMNS, Dimension, SearchSpace
-from search._storage import DEFAULT_STORAGE, open_storage, open_study, storage_url
+from search._storage import (
+           DEFAULT_STORAGE,
+           open_existing_storage,
+           open_storage,
+           open_study,
+           storage_url,
+)
 from search._study_file import METRICS, SAMPLERS, StudyFile, load_study_file, parse_study
 
 __all__ = ["COLUMNS", "DEFAULT_STORAGE", "METRICS", "SAMPLERS", "Dimension", "SearchSpace",
            "StudyFile", "best", "best_trials", "exhaustive", "history", "list_studies",
-           "load_study_file", "make_sampler", "open_storage", "open_study", "pareto_mask",
-           "parse_study", "point_layout", "run_study", "run_worker", "storage_url",
+           "load_study_file", "make_sampler", "open_existing_storage", "open_storage", "open_study", "pareto_mask",
+           "parse_study", "point_layout", "regret", "run_study", "run_worker", "storage_url",
            "trial_point"]

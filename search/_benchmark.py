@@ -25,7 +25,7 @@ from typing import Any
 import optuna
 
 from search._exhaustive import exhaustive
-from search._results import history
+from search._results import history, regret
 from search._runner import run_study
 from search._space import SearchSpace
 from search._storage import open_storage
@@ -41,12 +41,10 @@ def regret_curve(study: StudyFile, trials: int = 300, seeds: int = 5) -> dict[st
     the median over the runs (a run with no feasible trial yet counts as the worst)."""
     truth = exhaustive(study)
     optimum = truth["optimum"]["value"] if truth["optimum"] else None
-    sign = 1.0 if study.objectives[0].direction == "maximize" else -1.0
 
-    def regret(value: float) -> float:
-        if optimum is None or math.isnan(value):
-            return math.inf
-        return sign * (optimum - value) / abs(optimum)
+    def gap(value: float) -> float:
+        found = regret(study, optimum, value)
+        return math.inf if found is None else found
 
     runs = []
     for i in range(seeds):
@@ -55,7 +53,7 @@ def regret_curve(study: StudyFile, trials: int = 300, seeds: int = 5) -> dict[st
             url = str(Path(tmp) / "bench.journal")
             summary = run_study(seeded, url, trials=trials, progress=False)
             handle = optuna.load_study(study_name=study.name, storage=open_storage(url))
-            curve = [regret(v) for v in history(seeded, handle)]
+            curve = [gap(v) for v in history(seeded, handle)]
         runs.append({"seed": seeded.seed,
                      "regret": {str(c): _finite(curve[c - 1]) for c in CHECKPOINTS if c <= len(curve)},
                      "trials_to_1pct": next((n + 1 for n, r in enumerate(curve) if r <= 0.01), None),

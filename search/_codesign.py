@@ -54,7 +54,8 @@ class CoDesign:
 def parse_codesign(hardware: dict[str, Any], options: dict[str, Any], owner: str,
                    layout_metrics: tuple[str, ...]) -> CoDesign:
     """A :class:`CoDesign` from the ``[hardware_space]`` and ``[codesign]`` tables."""
-    space = SearchSpace.from_dict(hardware, f"{owner} [hardware_space]", HARDWARE_FIELDS, "hardware field")
+    space = SearchSpace.from_dict(hardware, f"{owner} [hardware_space]", HARDWARE_FIELDS, "hardware field",
+                                  integers=_INTEGER)
     unknown = sorted(set(options) - {"mode", "metric", "direction"})
     if unknown:
         raise SpecError(f"{owner} [codesign]: unknown key(s) {', '.join(unknown)}; allowed: mode, metric, direction")
@@ -80,6 +81,22 @@ def chip(base: HardwareSpec, point: dict[str, Any]) -> HardwareSpec:
     return base.replace(**changes, calibration=f"{base.name} with {described} (co-design point)")
 
 
+def check_chips(design: CoDesign, base: HardwareSpec, where: str) -> HardwareSpec:
+    """Refuse, before any trial, a hardware value no chip takes (each value on the base
+    chip: a count below 1, a fabric smaller than a field needs, ...); returns the chip with
+    the largest fabric of the space (what the layout space is checked against)."""
+    space = design.space
+    for name in [d.name for d in space.dimensions] + list(space.fixed):
+        for value in space.values(name):
+            try:
+                chip(base, {name: value})
+            except (SpecError, TypeError, ValueError) as exc:
+                raise SpecError(f"{where}: key '{name}' = {value!r}: {exc}") from None
+    largest = {k: max(space.values(k)) for k in ("fabric_width", "fabric_height")
+               if k in {d.name for d in space.dimensions} | set(space.fixed)}
+    return chip(base, largest) if largest else base
+
+
 def chip_metrics(spec: HardwareSpec) -> dict[str, float]:
     """The cost proxies of a chip (module docstring)."""
     cores = spec.fabric_width * spec.fabric_height
@@ -89,13 +106,17 @@ def chip_metrics(spec: HardwareSpec) -> dict[str, float]:
 
 def best_layout(study: Any, spec: HardwareSpec) -> dict[str, Any]:
     """The layout the study uses on chip ``spec``: its point, metrics and whether it fits
-    (``point`` is None when no layout of a nested space fits)."""
+    (``point`` is None when no layout of the space fits). The space is the chip's own: grids
+    larger than its fabric are dropped, and ``"fit"`` regions count what its fabric holds."""
     from search._exhaustive import exhaustive
     from search._objective import constraint_values, evaluate_columns
-    from search._study_file import Objective
+    from search._study_file import Objective, region_capacity
 
     design: CoDesign = study.codesign
-    inner = replace(study, hardware=spec, codesign=None,
+    space = study.space.within_fabric(spec.fabric_width, spec.fabric_height)
+    if space is None:  # every grid of some phase is larger than this chip's fabric
+        return {"point": None, "metrics": {}, "feasible": False}
+    inner = replace(study, hardware=spec, codesign=None, space=space.fit_regions(region_capacity(study.model, spec)),
                     objectives=(Objective(design.metric, design.direction),))
     if design.mode == "fixed":
         point = inner.space.point_at(0)

@@ -16,7 +16,7 @@ import numpy as np
 
 from plummer.errors import SpecError
 from search._objective import constraint_values, evaluate_columns, objective_values
-from search._runner import pareto_mask
+from search._runner import front_order, pareto_mask, signs
 from search._study_file import StudyFile
 
 #: The largest space :func:`exhaustive` enumerates (points).
@@ -34,22 +34,22 @@ def exhaustive(study: StudyFile, chunk: int = 1 << 18, progress: Any = None) -> 
     if size > MAX_POINTS:
         raise SpecError(f"study '{study.name}': its space has {size:,} points; exhaustive "
                         f"enumeration takes at most {MAX_POINTS:,}")
-    signs = np.array([1.0 if o.direction == "maximize" else -1.0 for o in study.objectives])
+    sign = signs(study)
     start = time.perf_counter()
     best_value, best_index = -np.inf, -1
-    front_values = np.zeros((0, len(signs)))
+    front_values = np.zeros((0, len(sign)))
     front_index = np.zeros(0, dtype=np.int64)
     feasible_count = 0
     for columns, offset in study.space.grid_chunks(chunk):
         ev = evaluate_columns(study, columns)
-        values = objective_values(study, ev).reshape(len(signs), -1).T * signs
+        values = objective_values(study, ev).reshape(len(sign), -1).T * sign
         ok = np.all(constraint_values(study, ev).reshape(-1, values.shape[0]) <= 0, axis=0)
         ok &= np.all(np.isfinite(values), axis=1)
         feasible_count += int(ok.sum())
         index = np.flatnonzero(ok)
         if index.size == 0:
             pass
-        elif len(signs) == 1:
+        elif len(sign) == 1:
             i = index[int(np.argmax(values[index, 0]))]
             if values[i, 0] > best_value:
                 best_value, best_index = float(values[i, 0]), offset + int(i)
@@ -63,12 +63,12 @@ def exhaustive(study: StudyFile, chunk: int = 1 << 18, progress: Any = None) -> 
             progress.update(int(np.prod(values.shape[0])))
     out: dict[str, Any] = {"study": study.name, "points": size, "feasible": feasible_count,
                            "seconds": time.perf_counter() - start}
-    if len(signs) == 1:
+    if len(sign) == 1:
         out["optimum"] = None if best_index < 0 else {
-            "value": best_value * signs[0], "point": study.space.point_at(best_index)}
+            "value": best_value * sign[0], "point": study.space.point_at(best_index)}
     else:
-        order = np.argsort(-front_values[:, 0])
-        out["front"] = [{"values": (front_values[i] * signs).tolist(),
+        order = front_order(np.column_stack([front_values, -front_index]))  # ties: the first point
+        out["front"] = [{"values": (front_values[i] * sign).tolist(),
                          "point": study.space.point_at(int(front_index[i]))} for i in order]
     return out
 
@@ -78,25 +78,25 @@ def _exhaustive_chips(study: StudyFile) -> dict[str, Any]:
     from search._codesign import trial_values
 
     space = study.codesign.space
-    signs = np.array([1.0 if o.direction == "maximize" else -1.0 for o in study.objectives])
+    sign = signs(study)
     start = time.perf_counter()
     rows, points, records = [], [], []
     for index in range(space.size):
         point = space.point_at(index)
         values, record = trial_values(study, point)
         if record["feasible"]:
-            rows.append(np.asarray(values) * signs)
+            rows.append(np.asarray(values) * sign)
             points.append(point)
             records.append(record)
     out: dict[str, Any] = {"study": study.name, "points": space.size, "feasible": len(rows),
                            "seconds": time.perf_counter() - start}
-    values = np.asarray(rows).reshape(len(rows), len(signs))
-    if len(signs) == 1:
+    values = np.asarray(rows).reshape(len(rows), len(sign))
+    if len(sign) == 1:
         best = int(np.argmax(values[:, 0])) if rows else -1
-        out["optimum"] = None if best < 0 else {"value": float(values[best, 0] * signs[0]),
+        out["optimum"] = None if best < 0 else {"value": float(values[best, 0] * sign[0]),
                                                 "point": points[best], "layout_point": records[best]["layout_point"]}
     else:
-        keep = np.flatnonzero(pareto_mask(values)) if rows else []
-        out["front"] = [{"values": (values[i] * signs).tolist(), "point": points[i],
-                         "layout_point": records[i]["layout_point"]} for i in keep]
+        keep = np.flatnonzero(pareto_mask(values))
+        out["front"] = [{"values": (values[i] * sign).tolist(), "point": points[i],
+                         "layout_point": records[i]["layout_point"]} for i in keep[front_order(values[keep])]]
     return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -9,8 +10,8 @@ import optuna
 
 from plummer.layout import ALLREDUCE_ALGOS, GEMM_ALGOS, KV_SCHEMES, Layout, PhaseLayout
 from plummer.layout._arrays import default_head_groups
-from search._runner import best_trials, feasible_trials, is_feasible
-from search._storage import open_storage, open_study
+from search._runner import best_trials, feasible_trials, is_feasible, signs
+from search._storage import open_existing_storage, open_study
 from search._study_file import StudyFile
 
 
@@ -44,8 +45,8 @@ def point_layout(study: StudyFile, point: dict[str, Any]) -> Layout:
 
 def best(study: StudyFile, storage_url: str) -> dict[str, Any]:
     """The best feasible trial (one objective) or the feasible Pareto front (several), each
-    with its values, point, metrics and layout."""
-    handle = open_study(study, open_storage(storage_url), create=False)
+    with its values, point, metrics and layout (the storage must exist: nothing is created)."""
+    handle = open_study(study, open_existing_storage(storage_url), create=False)
     trials = best_trials(study, handle)
     complete = handle.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     rows = []
@@ -77,7 +78,7 @@ def trial_point(study: StudyFile, trial: optuna.trial.FrozenTrial) -> dict[str, 
 def history(study: StudyFile, handle: optuna.Study) -> np.ndarray:
     """The best feasible objective value after each complete trial (one objective;
     NaN until the first feasible one), in trial order."""
-    sign = 1.0 if study.objectives[0].direction == "maximize" else -1.0
+    sign = signs(study)[0]
     trials = sorted(handle.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)),
                     key=lambda t: t.number)
     out, best_value = [], -np.inf
@@ -88,9 +89,21 @@ def history(study: StudyFile, handle: optuna.Study) -> np.ndarray:
     return np.asarray(out)
 
 
+def regret(study: StudyFile, optimum: float | None, found: float | None) -> float | None:
+    """How far ``found`` (the best a study found) is below the true ``optimum`` of its one
+    objective, relative to it: 0 = found it, > 0 worse; None where either is missing (no
+    feasible point or trial; NaN counts as missing); ``inf`` for an optimum of 0 not found."""
+    if optimum is None or found is None or math.isnan(found):
+        return None
+    if optimum == 0:
+        return 0.0 if found == 0 else math.inf
+    return float(signs(study)[0] * (optimum - found) / abs(optimum))
+
+
 def list_studies(storage_url: str) -> list[dict[str, Any]]:
-    """What a storage holds: name, directions, trials, model and hardware per study."""
-    storage = open_storage(storage_url)
+    """What a storage holds: name, directions, trials, model and hardware per study (a
+    storage that does not exist is an error, and is not created)."""
+    storage = open_existing_storage(storage_url)
     rows = []
     for s in optuna.get_all_study_summaries(storage, include_best_trial=False):
         rows.append({"study": s.study_name, "directions": [d.name.lower() for d in s.directions],

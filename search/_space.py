@@ -25,7 +25,7 @@ A point of the space is a dict of columns; a batch of points is a dict of arrays
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,9 +78,11 @@ class SearchSpace:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], owner: str = "space",
-                  columns: tuple[str, ...] = COLUMNS, kind: str = "layout column") -> SearchSpace:
-        """Parse a ``[space]`` table whose keys are among ``columns``; errors name the key, the
-        value and what is allowed."""
+                  columns: tuple[str, ...] = COLUMNS, kind: str = "layout column",
+                  integers: Collection[str] = COLUMNS) -> SearchSpace:
+        """Parse a ``[space]`` table whose keys are among ``columns``; the numbers of the
+        columns in ``integers`` must be integers (every layout column: its other values are
+        names). Errors name the key, the value and what is allowed."""
         if not isinstance(data, dict) or not data:
             raise SpecError(f"{owner}: must be a table of {kind}s, e.g. {columns[0]} = [..., ...]")
         dims, ties, fixed = [], {}, {}
@@ -108,6 +110,9 @@ class SearchSpace:
                 if not all(isinstance(v, numbers) and not isinstance(v, bool) for v in (low, high, step)) \
                         or step <= 0 or high < low:
                     raise SpecError(f"{where} must have numbers low <= high and step > 0")
+                if name in integers and not all(isinstance(v, int) for v in (low, high, step)):
+                    raise SpecError(f"{where}: '{name}' takes integers; allowed: integer low, high "
+                                    "and step")
                 if all(isinstance(v, int) for v in (low, high, step)):
                     dims.append(Dimension(name, tuple(range(low, high + 1, step)), step))
                 else:
@@ -115,9 +120,13 @@ class SearchSpace:
                     values = tuple(float(round(low + i * step, 12)) for i in range(count))
                     dims.append(Dimension(name, values, float(step)))
             elif isinstance(value, list):
-                if not value or len(set(map(repr, value))) != len(value) or not all(
-                        isinstance(v, (int, float, str)) and not isinstance(v, bool) for v in value):
+                if not value or not all(isinstance(v, (int, float, str)) and not isinstance(v, bool)
+                                        for v in value):
                     raise SpecError(f"{where} must be a non-empty list of distinct numbers or names")
+                seen = [v for i, v in enumerate(value) if v in value[:i]]  # 2 == 2.0: by value
+                if seen:
+                    raise SpecError(f"{where}: {seen[0]!r} is given twice; allowed: distinct values")
+                _require_integers(where, name, value, integers)
                 if len(value) == 1:
                     fixed[name] = value[0]
                 else:
@@ -125,6 +134,7 @@ class SearchSpace:
             elif value == "fit" and name in ("pf_regions", "dc_regions"):
                 fixed[name] = "fit"
             elif isinstance(value, (int, float, str)) and not isinstance(value, bool):
+                _require_integers(where, name, [value], integers)
                 fixed[name] = value
             else:
                 raise SpecError(f"{where} must be a list of choices, a {{low, high, step}} range, "
@@ -149,6 +159,29 @@ class SearchSpace:
                 d = Dimension(d.name, tuple(range(d.choices[0], max(top, d.choices[0]) + 1)), 1, fit=True)
             dims.append(d)
         return SearchSpace(tuple(dims), self.ties, self.fixed, capacity)
+
+    def within_fabric(self, width: int, height: int) -> SearchSpace | None:
+        """The space without the grids wider than ``width`` or taller than ``height`` cores
+        (a tied column's limit applies to the column it copies), ``"fit"`` ranges left to
+        :meth:`fit_regions`; None where no grid of some phase is left."""
+        limits: dict[str, int] = {}
+        for prefix in ("pf", "dc"):
+            for axis, most in (("p", width), ("q", height)):
+                name = f"{prefix}_{axis}"
+                target = self.ties.get(name, name)
+                limits[target] = min(limits.get(target, most), most)
+        if any(name in self.fixed and isinstance(self.fixed[name], (int, float))
+               and self.fixed[name] > most for name, most in limits.items()):
+            return None
+        dims = []
+        for d in self.dimensions:
+            if d.name in limits:
+                kept = tuple(v for v in d.choices if v <= limits[d.name])
+                if not kept:
+                    return None
+                d = Dimension(d.name, kept, d.step, d.fit)
+            dims.append(d)
+        return SearchSpace(tuple(dims), self.ties, self.fixed, self.capacity)
 
     def _fits(self, point: dict[str, Any]) -> dict[str, Any]:
         """``point`` with its ``"fit"`` region counts resolved for its grids."""
@@ -198,28 +231,37 @@ class SearchSpace:
 
     def grid_chunks(self, chunk: int) -> Iterator[tuple[dict[str, np.ndarray], int]]:
         """Every point of the space as column arrays shaped for broadcasting (one axis per
-        dimension), in chunks of at most about ``chunk`` points along the leading
-        dimensions; yields ``(columns, flat offset of the chunk)``."""
+        dimension), in chunks of at most ``chunk`` points (one point at the least): the
+        trailing dimensions whole, the one before them in slices, the leading ones one value
+        at a time; yields ``(columns, flat offset of the chunk)``. A chunk is a contiguous
+        run of the row-major enumeration (:meth:`point_at`)."""
         dims = list(self.dimensions)
         sizes = [len(d.choices) for d in dims]
-        # split along the first dimensions until a block of the rest fits in a chunk
-        split = 0
-        while split < len(dims) and math.prod(sizes[split:]) > chunk:
-            split += 1
+        chunk = max(int(chunk), 1)
+        split = len(dims)  # dims[split:] go whole into every chunk
+        while split > 0 and math.prod(sizes[split - 1:]) <= chunk:
+            split -= 1
         block = math.prod(sizes[split:])
-        outer = [range(n) for n in sizes[:split]]
-        for offset, index in enumerate(np.ndindex(*[len(r) for r in outer]) if outer else [()]):
-            columns: dict[str, np.ndarray] = {}
-            for axis, d in enumerate(dims[split:]):
-                shape = [1] * (len(dims) - split)
-                shape[axis] = len(d.choices)
-                columns[d.name] = np.asarray(d.choices).reshape(shape)
-            for i, d in zip(index, dims[:split], strict=True):
-                columns[d.name] = np.asarray(d.choices[i])
-            columns |= {k: np.asarray(v) for k, v in self.fixed.items() if not (isinstance(v, str) and v == "fit")}
-            columns |= {name: columns[target] for name, target in self.ties.items()}
-            columns = self._fits(columns)
-            yield columns, offset * block
+        sliced = split - 1  # the dimension cut into slices of `step` values (none: -1)
+        step = max(chunk // block, 1) if sliced >= 0 else 1
+        outer = sizes[:sliced] if sliced >= 0 else []
+        for index in np.ndindex(*outer):
+            starts = range(0, sizes[sliced], step) if sliced >= 0 else [0]
+            for start in starts:
+                columns: dict[str, np.ndarray] = {}
+                axes = dims[sliced:] if sliced >= 0 else dims
+                for axis, d in enumerate(axes):
+                    values = d.choices[start:start + step] if axis == 0 and sliced >= 0 else d.choices
+                    shape = [1] * len(axes)
+                    shape[axis] = len(values)
+                    columns[d.name] = np.asarray(values).reshape(shape)
+                for i, d in zip(index, dims[:max(sliced, 0)], strict=True):
+                    columns[d.name] = np.asarray(d.choices[i])
+                columns |= {k: np.asarray(v) for k, v in self.fixed.items() if not (isinstance(v, str) and v == "fit")}
+                columns |= {name: columns[target] for name, target in self.ties.items()}
+                columns = self._fits(columns)
+                flat = int(np.ravel_multi_index(index, outer)) if outer else 0
+                yield columns, (flat * sizes[sliced] + start) * block if sliced >= 0 else 0
 
     def point_at(self, flat: int) -> dict[str, Any]:
         """The point at index ``flat`` of the space's row-major enumeration."""
@@ -229,6 +271,14 @@ class SearchSpace:
         point |= dict(self.fixed)
         point |= {name: point[target] for name, target in self.ties.items()}
         return {k: _plain(v) for k, v in self._fits(point).items()}
+
+
+def _require_integers(where: str, name: str, values: list[Any], integers: Collection[str]) -> None:
+    """Refuse a float among the values of a column that takes integers (names pass: the
+    layout checks them)."""
+    bad = [v for v in values if isinstance(v, float)] if name in integers else []
+    if bad:
+        raise SpecError(f"{where}: {bad[0]!r} is not an integer; '{name}' takes integers")
 
 
 def _plain(value: Any) -> Any:

@@ -7,9 +7,10 @@
   Optuna's RDB storage (PostgreSQL for workers on several machines).
 - Any other text: the path of a journal file.
 
-A study carries its study file's fingerprint (model, hardware, space, objectives) as a
-user attribute: a study file whose fingerprint differs from the stored study's of the same
-name gets a clear error, and its trials are never mixed in.
+A study carries its study file's fingerprint (model, hardware, space, memory, co-design,
+objectives, constraints) and one digest per part as user attributes: a study file whose
+fingerprint differs from the stored study's of the same name gets an error naming the parts
+that differ, and its trials are never mixed in.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ import optuna
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import create_engine, inspect
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from plummer.errors import SpecError
 from search._study_file import StudyFile
@@ -30,6 +33,7 @@ from search._study_file import StudyFile
 DEFAULT_STORAGE = Path("plummer-storage") / "studies.journal"
 _RDB_PREFIXES = ("sqlite:", "postgresql", "postgres:", "mysql")
 FINGERPRINT = "plummer_fingerprint"
+FINGERPRINT_PARTS = "plummer_fingerprint_parts"
 WORKER = "plummer_worker"
 
 
@@ -57,10 +61,43 @@ def open_storage(url: str) -> BaseStorage:
         raise SpecError(f"--storage '{url}' is not a writable journal file: {exc.strerror}") from None
 
 
+def open_existing_storage(url: str) -> BaseStorage:
+    """:func:`open_storage` for a storage that must already hold studies (reading commands:
+    ``list``, ``show``, ``best``): where nothing is stored yet (no journal file, no SQLite
+    file, a database without Optuna's tables) the error names the storage, and nothing is
+    created."""
+    missing = SpecError(f"storage '{url}': no study storage is there (nothing to read); "
+                        "`plummer study run` creates one")
+    if url.startswith(_RDB_PREFIXES):
+        try:
+            parsed = make_url(url)
+        except (ArgumentError, ValueError) as exc:
+            raise SpecError(f"--storage '{url}' cannot be opened: {str(exc).splitlines()[0]}") from None
+        if parsed.get_backend_name() == "sqlite":
+            if not parsed.database or parsed.database == ":memory:" or not Path(parsed.database).is_file():
+                raise missing
+        else:
+            try:
+                engine = create_engine(url)
+                try:
+                    if not inspect(engine).has_table("studies"):
+                        raise missing
+                finally:
+                    engine.dispose()
+            except ImportError as exc:
+                raise SpecError(f"--storage '{url}' needs a database driver: {exc}") from None
+            except SQLAlchemyError as exc:
+                raise SpecError(f"--storage '{url}' cannot be opened: {str(exc).splitlines()[0]}") from None
+    elif not Path(url).is_file():
+        raise missing
+    return open_storage(url)
+
+
 def open_study(study: StudyFile, storage: BaseStorage, sampler: optuna.samplers.BaseSampler | None = None,
                create: bool = True) -> optuna.Study:
     """The stored study of ``study``'s name (created if absent and ``create``), checked to be
     the same search (fingerprint); the error names what differs."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "A new study created" on stderr
     directions = [o.direction for o in study.objectives]
     names = {s.study_name: s for s in optuna.get_all_study_summaries(storage)}
     if study.name not in names:
@@ -70,6 +107,7 @@ def open_study(study: StudyFile, storage: BaseStorage, sampler: optuna.samplers.
                                      sampler=sampler, load_if_exists=True)
         if result.user_attrs.get(FINGERPRINT) is None:
             result.set_user_attr(FINGERPRINT, study.fingerprint())
+            result.set_user_attr(FINGERPRINT_PARTS, study.fingerprint_parts())
             result.set_user_attr("plummer_model", study.model.name)
             result.set_user_attr("plummer_hardware", study.hardware.name)
             result.set_user_attr("plummer_space", study.space.to_dict())
@@ -77,14 +115,18 @@ def open_study(study: StudyFile, storage: BaseStorage, sampler: optuna.samplers.
         result = optuna.load_study(study_name=study.name, storage=storage, sampler=sampler)
     stored = result.user_attrs.get(FINGERPRINT)
     if stored != study.fingerprint():
+        parts = result.user_attrs.get(FINGERPRINT_PARTS)
+        if isinstance(parts, dict):
+            mine = study.fingerprint_parts()
+            differ = sorted(k for k in set(parts) | set(mine) if parts.get(k) != mine.get(k))
+            what = f"its {', '.join(differ)} differ" if differ else "its search differs"
+        else:  # stored before the parts were
+            what = (f"model '{result.user_attrs.get('plummer_model')}', hardware "
+                    f"'{result.user_attrs.get('plummer_hardware')}'; space, objectives or constraints differ")
         raise SpecError(
             f"the storage already holds a study named '{study.name}' for a different search "
-            f"(model '{result.user_attrs.get('plummer_model')}', hardware "
-            f"'{result.user_attrs.get('plummer_hardware')}', space or objectives differ); give the "
-            "study file another 'name' or use another --storage")
-    stored_dirs = [d.name.lower() for d in result.directions]
-    if stored_dirs != directions:
-        raise SpecError(f"study '{study.name}' is stored with directions {stored_dirs}, the file says {directions}")
+            f"({what}); its trials are not this file's: give the study file another 'name' "
+            "(a new study) or use another --storage")
     return result
 
 

@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,8 +59,9 @@ from plummer import _fields as f
 from plummer.errors import SpecError
 from plummer.hardware import HardwareSpec, load_hardware
 from plummer.layout import METRICS as LAYOUT_METRICS
+from plummer.layout import LayoutArrays
 from plummer.model import ModelSpec, load_model
-from search._codesign import CHIP_METRICS, CoDesign, parse_codesign
+from search._codesign import CHIP_METRICS, CoDesign, check_chips, parse_codesign
 from search._space import SearchSpace
 
 SAMPLERS = ("tpe", "nsgaii", "gp", "cmaes", "random")
@@ -119,16 +121,47 @@ class StudyFile:
         """Whether the study has several objectives."""
         return len(self.objectives) > 1
 
-    def fingerprint(self) -> str:
-        """A digest of what makes two studies comparable: model, hardware, space and
-        objectives (a storage refuses to mix studies of one name with different ones)."""
+    def _compared(self) -> dict[str, Any]:
+        """What makes two studies of one name the same search (:meth:`fingerprint`)."""
         data = {"model": self.model.to_dict(), "hardware": self.hardware.to_dict(),
                 "space": self.space.to_dict(), "memory": self.memory,
                 "codesign": None if self.codesign is None else (
                     self.codesign.space.to_dict(), self.codesign.mode, self.codesign.metric,
                     self.codesign.direction),
                 "objectives": [(o.metric, o.direction) for o in self.objectives]}
-        return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        if self.constraints:  # absent, the digest is what studies without constraints always had
+            data["constraints"] = [(c.metric, c.min, c.max) for c in self.constraints]
+        return data
+
+    def fingerprint(self) -> str:
+        """A digest of what makes two studies comparable: model, hardware, space, memory,
+        co-design, objectives and constraints (a storage refuses to mix studies of one name
+        with different ones: a trial feasible under one set of constraints is not under
+        another)."""
+        return _digest(self._compared())
+
+    def fingerprint_parts(self) -> dict[str, str]:
+        """One digest per part of :meth:`fingerprint` (``model``, ``space``, ``constraints``,
+        ...), stored with a study so that a refusal can name the parts that differ."""
+        return {key: _digest(value) for key, value in self._compared().items()}
+
+
+def _digest(data: Any) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def region_capacity(model: ModelSpec, hardware: HardwareSpec) -> Callable[[Any, Any], Any]:
+    """``capacity(p, q)``: the regions of a ``p x q`` grid that ``"fit"`` takes on
+    ``hardware``'s fabric: the fewest that hold the layers with the fewest per region the
+    fabric allows (more would add batches in flight, and their KV cache, without shortening
+    a stage); 0 where no region fits. Numbers or numpy arrays."""
+
+    def capacity(p: Any, q: Any) -> Any:
+        most = np.minimum(model.layers, (hardware.fabric_width // p) * (hardware.fabric_height // q))
+        per_region = -(-model.layers // np.maximum(most, 1))
+        return np.where(most > 0, -(-model.layers // per_region), 0)
+
+    return capacity
 
 
 _TOP_KEYS = ("name", "description", "model", "hardware", "memory", "space", "objectives",
@@ -188,6 +221,10 @@ def parse_study(data: dict[str, Any], name: str, path: Path | None = None) -> St
         direction = item.get("direction", "maximize")
         if direction not in DIRECTIONS:
             raise SpecError(f"{where}: 'direction' = {direction!r} must be maximize or minimize")
+        twice = next((j for j, o in enumerate(objectives) if o.metric == metric), None)
+        if twice is not None:
+            raise SpecError(f"{where}: 'metric' = {metric!r} is objectives[{twice}] already; "
+                            "allowed: each metric once")
         objectives.append(Objective(metric, direction))
     constraints = []
     for i, item in enumerate(data.get("constraints", [])):
@@ -198,6 +235,9 @@ def parse_study(data: dict[str, Any], name: str, path: Path | None = None) -> St
         if "min" not in item and "max" not in item:
             raise SpecError(f"{where}: give 'min', 'max' or both")
         bounds = {k: f.require_number(where, k, item[k], -float("inf")) for k in ("min", "max") if k in item}
+        if bounds.get("min", -np.inf) > bounds.get("max", np.inf):
+            raise SpecError(f"{where}: 'min' = {bounds['min']:g} exceeds 'max' = {bounds['max']:g}; "
+                            "allowed: min <= max (no layout could be feasible)")
         constraints.append(Constraint(item["metric"], **bounds))
     sampler = _table(f"{owner} [sampler]", data.get("sampler", {}), ("name", "seed", "options"))
     default = "nsgaii" if len(objectives) > 1 else "tpe"
@@ -213,6 +253,7 @@ def parse_study(data: dict[str, Any], name: str, path: Path | None = None) -> St
     options = sampler.get("options", {})
     if not isinstance(options, dict):
         raise SpecError(f"{owner} [sampler]: 'options' must be a table of sampler arguments")
+    _check_sampler_options(f"{owner} [sampler]", sampler_name, options)
     run = _table(f"{owner} [run]", data.get("run", {}), ("trials", "batch", "storage"))
     trials = f.require_int(f"{owner} [run]", "trials", run.get("trials", 300), 1)
     batch = f.require_int(f"{owner} [run]", "batch", run.get("batch", 16), 1)
@@ -228,20 +269,18 @@ def parse_study(data: dict[str, Any], name: str, path: Path | None = None) -> St
     if memory not in ("enforce", "ignore"):
         raise SpecError(f"{owner}: 'memory' = {memory!r} must be 'enforce' or 'ignore'")
     hardware = load_hardware(hardware_ref)
-    if any(o.metric == "energy_per_token_j" for o in objectives) and hardware.power_watts is None:
-        raise SpecError(f"{owner}: objective 'energy_per_token_j' needs a hardware spec with "
-                        f"'power_watts'; '{hardware.name}' has none")
+    energy = [f"objective '{o.metric}'" for o in objectives if o.metric == "energy_per_token_j"]
+    energy += [f"constraint '{c.metric}'" for c in constraints if c.metric == "energy_per_token_j"]
+    energy += [f"[codesign] 'metric' = '{codesign.metric}'"] if codesign and codesign.metric == "energy_per_token_j" else []
+    if energy and hardware.power_watts is None:
+        raise SpecError(f"{owner}: {energy[0]} needs a hardware spec with 'power_watts'; "
+                        f"'{hardware.name}' has none (give one in a hardware TOML, or drop the metric)")
     model = load_model(model_ref)
-
-    def capacity(p: Any, q: Any) -> Any:
-        """Regions of a ``p x q`` grid that ``"fit"`` takes: the fewest that hold the layers
-        with the fewest per region the fabric allows (more would add batches in flight, and
-        their KV cache, without shortening a stage); 0 where no region fits."""
-        most = np.minimum(model.layers, (hardware.fabric_width // p) * (hardware.fabric_height // q))
-        per_region = -(-model.layers // np.maximum(most, 1))
-        return np.where(most > 0, -(-model.layers // per_region), 0)
-
-    space = space.fit_regions(capacity)
+    space = space.fit_regions(region_capacity(model, hardware))
+    largest = hardware
+    if codesign is not None:
+        largest = check_chips(codesign, hardware, f"{owner} [hardware_space]")
+    _check_layouts(f"{owner} [space]", space, largest, model)
     return StudyFile(
         name=study_name, path=path, model=model, hardware=hardware, memory=memory,
         codesign=codesign,
@@ -249,6 +288,74 @@ def parse_study(data: dict[str, Any], name: str, path: Path | None = None) -> St
         constraints=tuple(constraints), sampler=sampler_name, seed=seed, sampler_options=options,
         trials=trials, batch=batch, storage=storage, description=description,
     )
+
+
+def _check_layouts(where: str, space: SearchSpace, hardware: HardwareSpec, model: ModelSpec) -> None:
+    """Refuse, before any trial, a space holding a value no layout takes: a grid larger than
+    the fabric (of the largest chip of a co-design space), ``"fit"`` regions from more than
+    any grid holds, and whatever :meth:`LayoutArrays.from_columns` refuses (names that are
+    no algorithm, counts below their least value, ...), checked over the whole space at
+    once as exhaustive enumeration lays it out (one axis per dimension)."""
+    names = {d.name for d in space.dimensions} | set(space.fixed) | set(space.ties)
+    for prefix, phase in (("pf", "prefill"), ("dc", "decode")):
+        for axis, most, side in (("p", hardware.fabric_width, "width"), ("q", hardware.fabric_height, "height")):
+            name = f"{prefix}_{axis}"
+            if name not in names:
+                raise SpecError(f"{where}: missing key '{name}' (the {phase} grid's "
+                                f"{'columns' if axis == 'p' else 'rows'}); allowed: integers 2..{most}")
+            too = [v for v in space.values(name) if isinstance(v, int) and v > most]
+            if too:
+                raise SpecError(f"{where}: key '{name}' = {max(too)} exceeds the fabric {side} of "
+                                f"'{hardware.name}' ({most} cores); allowed: up to {most}")
+    capacity = region_capacity(model, hardware)
+    for d in space.dimensions:
+        if d.fit:
+            prefix = d.name[:2]
+            top = max(int(capacity(p, q)) for p in space.values(f"{prefix}_p") for q in space.values(f"{prefix}_q"))
+            if d.choices[0] > top:
+                raise SpecError(f"{where}: key '{d.name}' = {{low = {d.choices[0]}, high = \"fit\"}}: no grid "
+                                f"of the space holds more than {top} regions on '{hardware.name}'; "
+                                f"allowed: low <= {top}")
+    columns, _ = next(space.fit_regions(capacity).grid_chunks(max(space.size, 1)))
+    try:
+        LayoutArrays.from_columns(hardware, model, **columns)
+    except SpecError as exc:
+        raise SpecError(f"{where}: {exc}") from None
+
+
+#: Optuna's sampler class of each name of ``[sampler] name``.
+SAMPLER_CLASSES = {"tpe": "TPESampler", "nsgaii": "NSGAIISampler", "gp": "GPSampler",
+                   "cmaes": "CmaEsSampler", "random": "RandomSampler"}
+
+
+def _check_sampler_options(where: str, name: str, options: dict[str, Any]) -> None:
+    """Refuse options the sampler has no argument for, and numbers or flags of the wrong
+    kind for an argument whose default is a number or a flag (Optuna would fail at the
+    first trial it asks)."""
+    import inspect
+
+    import optuna
+
+    parameters = inspect.signature(getattr(optuna.samplers, SAMPLER_CLASSES[name])).parameters
+    for key, value in options.items():
+        if key == "seed":
+            raise SpecError(f"{where}: options key 'seed' = {value!r}: give the seed as [sampler] seed")
+        if key not in parameters:
+            allowed = ", ".join(k for k in parameters if k not in ("seed", "self"))
+            raise SpecError(f"{where}: options key {key!r} is no argument of the {name} sampler; "
+                            f"allowed: {allowed}")
+        default = parameters[key].default
+        if isinstance(default, bool):
+            kinds, what = (bool,), "true or false"
+        elif isinstance(default, int):
+            kinds, what = (int,), "an integer"
+        elif isinstance(default, float):
+            kinds, what = (int, float), "a number"
+        else:
+            continue
+        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+            raise SpecError(f"{where}: options key {key!r} = {value!r} must be {what} "
+                            f"(the {name} sampler's default is {default!r})")
 
 
 def load_study_file(path: str | Path) -> StudyFile:

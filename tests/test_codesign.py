@@ -115,3 +115,23 @@ def test_exhaustive_over_chips_and_the_best_layout_file(tmp_path, run_cli):
     code, again, err = run_cli("predict", "--layout", str(out_file), "--json")
     assert code == 0, err
     assert json.loads(again)["decode_tokens_per_s"] == pytest.approx(best["values"][0], rel=1e-12)
+
+
+def test_each_chip_lays_out_on_its_own_fabric():
+    """A smaller fabric in the hardware space: its layouts drop the grids it cannot hold and
+    count 'fit' regions on it (the base WSE-2 holds 2 x 2 regions of 360 x 360, a 400 x 400
+    fabric one)."""
+    study = search.parse_study({
+        "model": "llama3-8b", "hardware": "wse2", "memory": "ignore",
+        "hardware_space": {"fabric_width": [400, 757], "fabric_height": [400, 996]},
+        "codesign": {"metric": "decode_tokens_per_s"},
+        "space": {"pf_p": 360, "pf_q": "pf_p", "pf_regions": "fit", "dc_p": [240, 480],
+                  "dc_q": "dc_p", "dc_regions": "fit"},
+        "objectives": [{"metric": "decode_tokens_per_s"}, {"metric": "fabric_cores", "direction": "minimize"}],
+    }, "fabric")
+    small = best_layout(study, chip(study.hardware, {"fabric_width": 400, "fabric_height": 400}))
+    assert small["feasible"] and small["point"]["dc_p"] == 240 and small["point"]["pf_regions"] == 1
+    big = best_layout(study, chip(study.hardware, {"fabric_width": 757, "fabric_height": 996}))
+    assert big["point"]["pf_regions"] == 4
+    tiny = best_layout(study, chip(study.hardware, {"fabric_width": 200, "fabric_height": 200}))
+    assert tiny == {"point": None, "metrics": {}, "feasible": False}  # no grid of the space fits

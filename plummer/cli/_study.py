@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from typing import Any
 
@@ -58,12 +57,15 @@ def _run(args: argparse.Namespace) -> None:
     from search import best, run_study
 
     study, url = _load(args)
-    if args.trials is not None and args.trials < 1:
-        raise SpecError(f"--trials = {args.trials} must be >= 1")
     if not args.json:
         print(f"study '{study.name}' ({study.model.name} on {study.hardware.name}, "
               f"{study.space.size:,} points, {study.sampler}) in {url}", file=sys.stderr)
-    summary = run_study(study, url, trials=args.trials, jobs=args.jobs, progress=not args.json)
+    try:
+        summary = run_study(study, url, trials=args.trials, jobs=args.jobs, progress=not args.json)
+    except KeyboardInterrupt:
+        sys.stderr.write(f"plummer study: interrupted; the trials told so far are kept in {url}, "
+                         "and running the study again continues it\n")
+        raise SystemExit(130) from None
     found = best(study, url)
     summary["best"] = found["best"][:1] if not study.multi_objective else found["best"]
     summary["feasible_trials"] = found["feasible"]
@@ -118,16 +120,8 @@ def _best(args: argparse.Namespace) -> None:
         print(f"wrote {args.output}")
 
 
-def regret(study: Any, optimum: float | None, found: float | None) -> float | None:
-    """How far the best found is from the true optimum, relative to it (0 = found it)."""
-    if optimum is None or found is None:
-        return None
-    sign = 1.0 if study.objectives[0].direction == "maximize" else -1.0
-    return sign * (optimum - found) / abs(optimum) if optimum else math.inf
-
-
 def _exhaustive(args: argparse.Namespace) -> None:
-    from search import best, exhaustive
+    from search import best, exhaustive, regret
 
     study, url = _load(args)
     truth = exhaustive(study)
@@ -190,10 +184,10 @@ def _list(args: argparse.Namespace) -> None:
 def _show(args: argparse.Namespace) -> None:
     import optuna
 
-    from search import best, open_storage, open_study
+    from search import best, open_existing_storage, open_study
 
     study, url = _load(args)
-    handle = open_study(study, open_storage(url), create=False)
+    handle = open_study(study, open_existing_storage(url), create=False)
     states: dict[str, int] = {}
     for t in handle.get_trials(deepcopy=False):
         states[t.state.name] = states.get(t.state.name, 0) + 1
