@@ -5,11 +5,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import shutil
 import subprocess
 from importlib.metadata import version
 
+import numpy as np
 import pytest
+from conftest import strict_json
 
 from plummer.cli import build_parser
 from plummer.hardware import HardwareSpec, load_hardware, save_hardware
@@ -337,3 +340,35 @@ def test_output_to_missing_directory_exits_2(run_cli, tmp_path):
 def test_bad_context_names_context(run_cli):
     err = one_line_error(*run_cli("model", "show", "llama3-8b", "--context", "0"))
     assert "context" in err
+
+
+# ------------------------------------------------------------------ strict JSON
+def test_jsonable_turns_nan_and_infinities_into_null():
+    from plummer.cli._base import _jsonable
+
+    value = {"a": float("nan"), "b": [np.float64("inf"), -math.inf, 1.5], "c": np.array([np.nan, 2.0]),
+             "d": np.int64(3), "e": (np.float32("-inf"),)}
+    assert _jsonable(value) == {"a": None, "b": [None, None, 1.5], "c": [None, 2.0], "d": 3, "e": [None]}
+
+
+def test_print_json_is_strict(capsys):
+    from plummer.cli._base import print_json
+
+    print_json({"mean": float("nan"), "max": np.float64("inf"), "rows": [{"x": -math.inf}]})
+    payload = strict_json(capsys.readouterr().out)
+    assert payload == {"mean": None, "max": None, "rows": [{"x": None}]}
+
+
+def test_strict_json_rejects_what_python_alone_accepts():
+    for text in ('{"x": NaN}', '{"x": Infinity}', '{"x": -Infinity}'):
+        with pytest.raises(ValueError, match="not strict JSON"):
+            strict_json(text)
+
+
+def test_a_nan_result_prints_strict_json(run_cli):
+    # on wse3 none of the published WSE-2 runs was fitted: the fitted errors' mean is NaN
+    code, out, err = run_cli("validate", "paper", "--hardware", "wse3", "--json")
+    assert code == 0, err
+    payload = strict_json(out)
+    assert payload["fitted"] == {"n": 0, "mean": None, "max": None}
+    assert payload["not_fitted"]["n"] == 6 and payload["not_fitted"]["mean"] > 0
