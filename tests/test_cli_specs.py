@@ -15,8 +15,8 @@ import pytest
 from conftest import strict_json
 
 from plummer.cli import build_parser
-from plummer.hardware import HardwareSpec, load_hardware, save_hardware
-from plummer.model import ModelSpec, load_model, save_model
+from plummer.hardware import HardwareSpec, hardware_presets, load_hardware, save_hardware
+from plummer.model import ModelSpec, load_model, model_presets, save_model
 
 HARDWARE_FIELDS = {f.name for f in dataclasses.fields(HardwareSpec)}
 MODEL_FIELDS = {f.name for f in dataclasses.fields(ModelSpec)}
@@ -115,6 +115,19 @@ def test_hardware_list(run_cli):
     assert {"wse2", "wse3", "generic-mesh"} <= set(out.split())
 
 
+def test_hardware_list_json(run_cli):
+    code, out, err = run_cli("hardware", "list", "--json")
+    assert code == 0 and err == ""
+    rows = strict_json(out)["hardware"]
+    assert [row["name"] for row in rows] == sorted(hardware_presets())
+    wse3 = next(row for row in rows if row["name"] == "wse3")
+    spec = load_hardware("wse3")
+    assert (wse3["mesh_width"], wse3["mesh_height"]) == (spec.mesh_width, spec.mesh_height)
+    assert wse3["cores"] == spec.mesh_width * spec.mesh_height
+    assert wse3["memory_bytes"] == spec.memory_bytes and wse3["description"] == spec.description
+    assert wse3["peak_flops"] == pytest.approx(spec.derived()["peak_flops"])
+
+
 # --------------------------------------------------------------------- model
 def test_model_show_json(run_cli):
     code, out, err = run_cli("model", "show", "llama3-8b", "--json")
@@ -180,6 +193,16 @@ def test_model_list(run_cli):
     assert code == 0
     assert {"llama3-8b", "llama3-70b", "llama2-13b", "codellama-34b", "mistral-7b", "qwen2-7b",
             "qwen2-72b"} <= set(out.split())
+
+
+def test_model_list_json(run_cli):
+    code, out, err = run_cli("model", "list", "--json")
+    assert code == 0 and err == ""
+    rows = strict_json(out)["models"]
+    assert [row["name"] for row in rows] == sorted(model_presets())
+    llama = next(row for row in rows if row["name"] == "llama3-8b")
+    assert (llama["hidden"], llama["layers"], llama["heads"], llama["kv_heads"]) == (4096, 32, 32, 8)
+    assert llama["weights_total"] == 8_030_261_248
 
 
 # ---------------------------------------------------------------------- help
