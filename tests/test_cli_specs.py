@@ -6,9 +6,14 @@ import argparse
 import dataclasses
 import json
 import math
+import os
+import re
 import shutil
+import signal
 import subprocess
+import sys
 from importlib.metadata import version
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -395,3 +400,64 @@ def test_a_nan_result_prints_strict_json(run_cli):
     payload = strict_json(out)
     assert payload["fitted"] == {"n": 0, "mean": None, "max": None}
     assert payload["not_fitted"]["n"] == 6 and payload["not_fitted"]["mean"] > 0
+
+
+# ---------------------------------------------------------- Ctrl-C and closed pipes
+def _raises(exc: BaseException):
+    def command(args):
+        print("partial output")
+        raise exc
+    return command
+
+
+def test_ctrl_c_exits_130_with_one_line(run_cli, monkeypatch):
+    monkeypatch.setattr("plummer.cli._specs._model_list", _raises(KeyboardInterrupt()))
+    try:
+        code, out, err = run_cli("model", "list")
+    except KeyboardInterrupt:
+        pytest.fail("KeyboardInterrupt escaped main()")
+    assert code == 130
+    assert err == "plummer: interrupted\n"
+
+
+def test_broken_pipe_exits_141_quietly(run_cli, monkeypatch):
+    monkeypatch.setattr("plummer.cli._specs._model_list", _raises(BrokenPipeError(32, "Broken pipe")))
+    code, out, err = run_cli("model", "list")
+    assert code == 141
+    assert err == ""
+
+
+#: ``python -m plummer.cli`` run from this checkout (the console script may be another's).
+CLI = [sys.executable, "-m", "plummer.cli"]
+CHECKOUT = Path(__file__).resolve().parent.parent
+
+
+def test_cli_into_a_closed_pipe_exits_141_quietly():
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before anything is written: every write fails
+    try:
+        proc = subprocess.run([*CLI, "model", "list"], cwd=CHECKOUT, stdout=write, stderr=subprocess.PIPE, text=True,
+                              timeout=60)
+    finally:
+        os.close(write)
+    assert proc.returncode == 141
+    assert proc.stderr == ""  # no traceback, nor "Exception ignored ... BrokenPipeError" at exit
+
+
+def test_cli_interrupted_exits_130_with_one_line():
+    proc = subprocess.Popen([*CLI, "validate", "gemm"], cwd=CHECKOUT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        seen = ""
+        while not seen.endswith("validate:"):  # the sweep's progress: main() is running
+            char = proc.stderr.read(1)
+            assert char, f"the command ended before its progress: {seen!r}"
+            seen += char
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130
+    assert "Traceback" not in err
+    assert err.endswith("plummer: interrupted\n")
+    assert re.split(r"[\r\n]", err.rstrip("\n"))[-1] == "plummer: interrupted"
