@@ -22,14 +22,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from plummer.calibrate import WSE3_DATA
 from plummer.cli import _kernels, _predict
 from plummer.cli._base import CommandLineError, Parser, add_json_flag, print_json
 
 #: Where reports go unless ``-o`` says otherwise (relative to the working directory).
 REPORTS = Path("reports")
-#: The measured WSE-3 data ``report validate`` calibrates on by default (the repository's
-#: sibling ``shared/`` folder, as in the README's ``plummer calibrate`` example).
-DEFAULT_DATA = "../shared/data/wse3/*.json"
+#: The measured WSE-3 data ``report validate`` calibrates on by default: ``shared/`` beside the
+#: checkout that holds plummer (:data:`plummer.calibrate.WSE3_DATA`), from any directory.
+DEFAULT_DATA = WSE3_DATA / "*.json"
 
 
 class _CommandsOrStudy(dict):
@@ -189,10 +190,10 @@ def _validate(args: argparse.Namespace) -> None:
         if family not in known:
             raise CommandLineError(f"--which {family!r} is not a kernel family of the sweep; allowed: "
                                    f"{', '.join(known)}")
-    data = args.data or sorted(glob.glob(DEFAULT_DATA))
+    data = args.data or sorted(glob.glob(str(DEFAULT_DATA)))
     if not data:
-        raise CommandLineError(f"no measurement files at {DEFAULT_DATA} (relative to the working "
-                               "directory); give them with --data FILE ...")
+        raise CommandLineError(f"no measurement files at {DEFAULT_DATA} (the default: shared/data/wse3 "
+                               "beside the plummer checkout); give them with --data FILE ...")
     if args.holdout_min_p < 0:
         raise CommandLineError(f"--holdout-min-p = {args.holdout_min_p} must be >= 0")
     output = Path(args.html) if args.html else REPORTS / f"validate-{spec.name}.html"
