@@ -228,6 +228,38 @@ def test_help_everywhere(path, run_cli):
     assert err == ""
 
 
+def _help(run_cli, monkeypatch, *path: str) -> str:
+    monkeypatch.setenv("COLUMNS", "1000")  # no wrapping (argparse breaks lines at hyphens)
+    code, out, _ = run_cli(*path, "--help")
+    assert code == 0
+    return out
+
+
+def test_help_says_what_calibrate_reads(run_cli, monkeypatch):
+    out = _help(run_cli, monkeypatch, "calibrate")
+    for words in (".json", ".csv", "scenario .toml", "not a directory", "meshgemm P,M,K,N"):
+        assert words in out, words
+
+
+def test_help_names_every_algorithm_and_its_default(run_cli, monkeypatch):
+    from plummer.cli._kernels import DEFAULT_ALGO
+    from plummer.kernels import KERNELS, algorithms, families
+
+    out = _help(run_cli, monkeypatch, "cost")
+    for family in families():
+        assert f"{family}: {', '.join(algorithms(family))} (default {DEFAULT_ALGO[family]})" in out
+    assert {algo for _, algo in KERNELS} <= set(out.replace(",", " ").replace(";", " ").split())
+
+
+def test_help_describes_validate_and_benchmark_parts(run_cli, monkeypatch):
+    out = _help(run_cli, monkeypatch, "validate")
+    description = out.split("\n\n")[1]
+    assert "layout:" in description and "paper:" in description and "executor" in description
+    out = _help(run_cli, monkeypatch, "benchmark")
+    for part in ("kernels:", "layouts:", "studies:"):
+        assert part in out.split("\n\n")[1], part
+
+
 # ----------------------------------------------------------------- bad input
 @pytest.mark.parametrize(
     "argv, names",

@@ -10,7 +10,7 @@ import pandas as pd
 
 from plummer.cli._base import CommandLineError, add_json_flag, emit, parse_mesh, print_json
 from plummer.hardware import HardwareSpec, load_hardware
-from plummer.kernels import Kernel, families, get_kernel
+from plummer.kernels import Kernel, algorithms, families, get_kernel
 from plummer.validate import VALIDATION_FAMILIES, summarize, validate_kernels
 
 #: The algorithm each family uses when ``--algo`` is not given.
@@ -26,14 +26,22 @@ _OPTIONS = ("m", "k", "n", "k_tree", "group_num", "distance", "axis")
 
 def _add_kernel_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("kernel", choices=families(), metavar="KERNEL", help=f"one of {', '.join(families())}")
-    parser.add_argument("--algo", help="algorithm (default: meshgemm for gemm, ktree for allreduce and gemv)")
+    algos = "; ".join(f"{family}: {', '.join(algorithms(family))} (default {DEFAULT_ALGO[family]})"
+                      for family in families())
+    parser.add_argument("--algo", help=f"algorithm of the KERNEL family: {algos}")
     parser.add_argument("--mesh", required=True, help="mesh PxQ in cores (P columns, Q rows), e.g. 16x16")
     parser.add_argument("--m", type=int, help="rows of A (gemm), length of x (gemv), rows of the matrix (shift)")
     parser.add_argument("--k", type=int, help="inner dimension (gemm)")
     parser.add_argument("--n", type=int, help="columns of B / W / the matrix; vector length per core (allreduce, broadcast)")
-    parser.add_argument("--axis", choices=("x", "y"), help="mesh axis to reduce, broadcast or shift along")
-    parser.add_argument("--k-tree", dest="k_tree", type=int, help="levels K of the K-tree allreduce")
-    parser.add_argument("--group-num", dest="group_num", type=int, help="groups in the first K-tree level")
+    parser.add_argument("--axis", choices=("x", "y"),
+                        help="mesh axis to reduce, broadcast or shift along: x (along a row, P cores) or y "
+                        "(along a column, Q cores); default x")
+    parser.add_argument("--k-tree", dest="k_tree", type=int,
+                        help="levels K of the K-tree allreduce (ktree, ktree-2d, reduce-ktree, gemv ktree; "
+                        "default 2)")
+    parser.add_argument("--group-num", dest="group_num", type=int,
+                        help="groups in the first K-tree level, a divisor of the cores along the axis (default 0: "
+                        "groups of about length^(1/K) cores)")
     parser.add_argument("--distance", type=int, help="cores to shift by (shift)")
     parser.add_argument("--hardware", default="wse3", help="hardware preset or TOML file (default wse3)")
     add_json_flag(parser)
@@ -52,9 +60,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      help=f"run meshes larger than {_RUN_LIMIT:,} cores (the executor is pure Python)")
     run.set_defaults(func=_run)
     val = subparsers.add_parser(
-        "validate", help="closed forms vs the executor over a sweep",
-        description="Run each kernel's sweep on the executor and the closed form; print "
-        "predicted vs executed cycles with the relative error, and the mean and max per algorithm.",
+        "validate", help="closed forms vs the executor (kernels, whole layers) or the published runs",
+        description="Check the closed forms: a table of predicted against reference with each "
+        "row's relative error. A kernel family (or all): its sweep of meshes and sizes run on the "
+        "exact executor against the closed form (cycles: makespan and mean over cores), then the "
+        "mean and max error per algorithm; progress on stderr unless --json. layout: whole layers "
+        "of a tiny model in several layouts executed on the mesh against the layouts' closed form "
+        "(per op, layer and phase) and a numpy transformer (the hidden states). paper: WaferLLM's "
+        "published WSE-2 runs (plummer/scenario/data) predicted against the observed tokens/s, "
+        "with leave-one-out errors of the fitted ones and the mean and max error.",
     )
     val.add_argument("which", choices=(*VALIDATION_FAMILIES, "all", "layout", "paper"), metavar="WHICH",
                      help=f"one of {', '.join(VALIDATION_FAMILIES)}, all (every kernel family), "
@@ -193,14 +207,21 @@ def _validate(args: argparse.Namespace) -> None:
 
 def register_benchmark(subparsers: argparse._SubParsersAction) -> None:
     bench = subparsers.add_parser(
-        "benchmark", help="speed of the executor and the closed forms",
-        description="Time the executor (MeshGEMM 32x32 and 64x64 with 8x8x8 tiles, K-tree "
-        "allreduce 64x64) and every kernel's closed form: configurations per second vectorised "
-        "over random LLM-sized configurations in which every parameter varies, and microseconds "
-        "per single configuration; medians of repeats.",
+        "benchmark", help="speed of the executor, the closed forms and the layouts; search quality "
+        "of the studies",
+        description="Three parts (--part; default all), medians of repeats. kernels: the executor "
+        "(MeshGEMM 32x32 and 64x64 with 8x8x8 tiles, K-tree allreduce 64x64, seconds) and every "
+        "kernel's closed form (configurations per second vectorised over random LLM-sized "
+        "configurations in which every parameter varies, and microseconds per single "
+        "configuration); --hardware, --quick, --configs, --limit and --clock apply to it. layouts: "
+        "the layouts' closed form on wse3 (one Qwen2-72B prediction in microseconds, layouts per "
+        "second in a flat random batch and in an outer-product batch; CPU time). studies: each "
+        "shipped single-objective study's sampler against its exhaustive optimum (regret by trial, "
+        "runs within 1%, share of time in the objective) and the speed of exhaustive enumeration; "
+        "--studies, --trials and --seeds apply to it. --repeats applies to kernels and layouts.",
     )
     bench.add_argument("--hardware", default="wse3", help="hardware preset or TOML (default wse3)")
-    bench.add_argument("--repeats", type=int, default=3, help="runs per figure; the median is shown")
+    bench.add_argument("--repeats", type=int, default=3, help="runs per figure; the median is shown (default 3)")
     bench.add_argument("--quick", action="store_true",
                        help="skip the 64x64 MeshGEMM run; 10^5 configurations and 1 s per call by default")
     bench.add_argument("--configs", type=int,
@@ -218,7 +239,8 @@ def register_benchmark(subparsers: argparse._SubParsersAction) -> None:
                        "single-objective one)")
     bench.add_argument("--trials", type=int, default=300, help="trials per study for the regret curves (default 300)")
     bench.add_argument("--seeds", type=int, default=5,
-                       help="runs per study, seeded seed, seed + 1, ...; medians are shown (default 5)")
+                       help="runs per study, seeded with the study file's seed, seed + 1, ...; medians are shown "
+                       "(default 5)")
     add_json_flag(bench)
     bench.set_defaults(func=_benchmark)
 
