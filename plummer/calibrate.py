@@ -1108,6 +1108,8 @@ __all__ = [
     "ObservationKind",
     "Predictor",
     "Profile",
+    "SHARED_WITH_SCENARIOS",
+    "ScenarioObservation",
     "SweepFit",
     "WSE3_DATA",
     "analyse",

@@ -132,7 +132,7 @@ def _run(args: argparse.Namespace) -> None:
 
 
 def _validate_paper(args: argparse.Namespace) -> None:
-    from plummer.scenario._validate import summary_rows, validate_paper
+    from plummer.scenario import summary_rows, validate_paper
 
     result = validate_paper(load_hardware(args.hardware) if args.hardware_given else None)
     rows = summary_rows(result)
@@ -158,7 +158,7 @@ def _validate_paper(args: argparse.Namespace) -> None:
 
 
 def _validate_layout(args: argparse.Namespace) -> None:
-    from plummer.layout._execute import TINY, validate_layouts
+    from plummer.layout import TINY, validate_layouts
 
     spec = load_hardware(args.hardware)
     rows = validate_layouts(spec)
@@ -263,7 +263,7 @@ def _benchmark(args: argparse.Namespace) -> None:
         raise CommandLineError(f"--seeds {args.seeds} must be >= 1")
     out: dict[str, Any] = {}
     if args.part in ("layouts", "all"):
-        from plummer.layout._benchmark import layout_benchmark
+        from plummer.layout import layout_benchmark
 
         out["layouts"] = layout_benchmark(repeats=args.repeats)
     if args.part in ("studies", "all"):

@@ -181,7 +181,7 @@ def _study(args: argparse.Namespace) -> None:
 
 def _validate(args: argparse.Namespace) -> None:
     from plummer.hardware import load_hardware
-    from plummer.report._validate import validate_report
+    from plummer.report import validate_report
 
     spec = load_hardware(args.hardware)
     known = _families()
@@ -205,7 +205,7 @@ def _validate(args: argparse.Namespace) -> None:
 
 def _paper(args: argparse.Namespace) -> None:
     from plummer.hardware import load_hardware
-    from plummer.report._paper import paper_report
+    from plummer.report import paper_report
     from plummer.scenario import shipped_scenarios
 
     spec = load_hardware(args.hardware) if args.hardware else None
@@ -216,7 +216,7 @@ def _paper(args: argparse.Namespace) -> None:
 
 def _layout(args: argparse.Namespace) -> None:
     from plummer.layout import save_layout
-    from plummer.report._layout import layout_report
+    from plummer.report import layout_report
 
     prediction = _predict.run_predict(args)
     if args.layout:
@@ -234,7 +234,7 @@ def _layout(args: argparse.Namespace) -> None:
 
 
 def _mesh(args: argparse.Namespace) -> None:
-    from plummer.report._mesh import mesh_report
+    from plummer.report import mesh_report
 
     spec, kernel, params = _kernels._kernel_and_params(args)
     cores = params["p"] * params["q"]
