@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pandas as pd
 
 from plummer.cli._base import CommandLineError, add_json_flag, emit, parse_mesh, print_json
+from plummer.errors import SpecError
 from plummer.hardware import HardwareSpec, load_hardware
 from plummer.kernels import Kernel, algorithms, families, get_kernel
 from plummer.validate import VALIDATION_FAMILIES, summarize, validate_kernels
@@ -29,7 +33,8 @@ def _add_kernel_options(parser: argparse.ArgumentParser) -> None:
     algos = "; ".join(f"{family}: {', '.join(algorithms(family))} (default {DEFAULT_ALGO[family]})"
                       for family in families())
     parser.add_argument("--algo", help=f"algorithm of the KERNEL family: {algos}")
-    parser.add_argument("--mesh", required=True, help="mesh PxQ in cores (P columns, Q rows), e.g. 16x16")
+    parser.add_argument("--mesh", required=True,
+                        help="mesh PxQ in cores (P columns, Q rows), e.g. 16x16; one number P means PxP")
     parser.add_argument("--m", type=int, help="rows of A (gemm), length of x (gemv), rows of the matrix (shift)")
     parser.add_argument("--k", type=int, help="inner dimension (gemm)")
     parser.add_argument("--n", type=int, help="columns of B / W / the matrix; vector length per core (allreduce, broadcast)")
@@ -42,7 +47,9 @@ def _add_kernel_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--group-num", dest="group_num", type=int,
                         help="groups in the first K-tree level, a divisor of the cores along the axis (default 0: "
                         "groups of about length^(1/K) cores)")
-    parser.add_argument("--distance", type=int, help="cores to shift by (shift)")
+    parser.add_argument("--distance", type=int,
+                        help="cores to shift by (shift), >= 1; a distance of the axis' length or more is "
+                        "allowed (as measured on WSE-3): every core still runs every step, only filler is left")
     parser.add_argument("--hardware", default="wse3", help="hardware preset or TOML file (default wse3)")
     add_json_flag(parser)
 
@@ -80,8 +87,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     val.set_defaults(func=_validate)
 
 
+#: The option that sets each kernel parameter (``p`` and ``q`` are the two sides of ``--mesh``).
+_OPTION_OF = {"p": "--mesh P", "q": "--mesh Q", **{name: "--" + name.replace("_", "-") for name in _OPTIONS}}
+
+
 def _kernel_and_params(args: argparse.Namespace) -> tuple[HardwareSpec, Kernel, dict[str, Any]]:
-    """The spec, the kernel and its parameters (defaults filled in) the options name."""
+    """The spec, the kernel and its parameters (defaults filled in) the options name, checked:
+    a parameter the kernel refuses is a one-line error naming its option (:func:`kernel_errors`)."""
     spec = load_hardware(args.hardware)
     kernel = get_kernel(args.kernel, args.algo or DEFAULT_ALGO[args.kernel])
     p, q = parse_mesh(args.mesh)
@@ -99,13 +111,34 @@ def _kernel_and_params(args: argparse.Namespace) -> tuple[HardwareSpec, Kernel, 
             params[name] = value
         elif name not in kernel.defaults:
             raise CommandLineError(f"{args.kernel} --algo {kernel.name} needs {flag}")
-    return spec, kernel, {**kernel.defaults, **params}
+    params = {**kernel.defaults, **params}
+    with kernel_errors():
+        kernel.check(spec, **params)
+    return spec, kernel, params
+
+
+@contextmanager
+def kernel_errors() -> Iterator[None]:
+    """Within: a kernel's :class:`SpecError` becomes a one-line error naming the option too."""
+    try:
+        yield
+    except SpecError as exc:
+        raise CommandLineError(_name_option(str(exc))) from None
+
+
+def _name_option(message: str) -> str:
+    """A kernel's error with the option of the parameter it names: ``parameter 'k_tree'`` ->
+    ``parameter 'k_tree' (--k-tree)``."""
+    return re.sub(r"parameter '(\w+)'",
+                  lambda m: f"{m.group(0)} ({_OPTION_OF[m.group(1)]})" if m.group(1) in _OPTION_OF else m.group(0),
+                  message, count=1)
 
 
 def _cost(args: argparse.Namespace) -> None:
     spec, kernel, params = _kernel_and_params(args)
     payload = {"kernel": args.kernel, "algo": kernel.name, "hardware": spec.name, **params}
-    payload |= kernel.cost(spec, **params).as_dict()
+    with kernel_errors():
+        payload |= kernel.cost(spec, **params).as_dict()
     emit(payload, args.json, f"closed-form cost ({spec.name})")
 
 
@@ -116,8 +149,9 @@ def _run(args: argparse.Namespace) -> None:
             f"--mesh {args.mesh} has {params['p'] * params['q']:,} cores; the executor runs up to "
             f"{_RUN_LIMIT:,} without --force (use `plummer cost` for large meshes)"
         )
-    run = kernel.execute(spec, seed=args.seed, **params)
-    cost = kernel.cost(spec, **params)
+    with kernel_errors():
+        run = kernel.execute(spec, seed=args.seed, **params)
+        cost = kernel.cost(spec, **params)
     payload = {"kernel": args.kernel, "algo": kernel.name, "hardware": spec.name, **params}
     payload |= {
         **run.as_dict(),

@@ -242,7 +242,8 @@ def _mesh(args: argparse.Namespace) -> None:
         raise CommandLineError(f"--mesh {args.mesh} has {cores:,} cores; the executor runs up to "
                                f"{_kernels._RUN_LIMIT:,} without --force")
     output = Path(args.html) if args.html else REPORTS / f"mesh-{args.kernel}-{kernel.name}-{params['p']}x{params['q']}.html"
-    report = mesh_report(spec, kernel, params, output, seed=args.seed, label=f"{args.kernel} --algo {kernel.name}")
+    with _kernels.kernel_errors():
+        report = mesh_report(spec, kernel, params, output, seed=args.seed, label=f"{args.kernel} --algo {kernel.name}")
     _emit(args, report)
 
 
