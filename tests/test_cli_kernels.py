@@ -265,3 +265,9 @@ def test_a_shift_as_long_as_the_axis_is_allowed(run_cli):
     assert cycles[0] < cycles[1] < cycles[2]
     run = _json(run_cli, "run", "shift", "--mesh", "4x4", "--m", "8", "--n", "8", "--distance", "4", "--json")
     assert run["correct"] is True and run["cycles"] == pytest.approx(run["predicted_cycles"])
+
+
+def test_help_says_how_deep_a_ktree_may_be(run_cli, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "1000")
+    _, out, _ = run_cli("cost", "--help")
+    assert "at most floor(log2 of the cores along the axis), or 4 on any line" in out

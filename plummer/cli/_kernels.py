@@ -43,7 +43,7 @@ def _add_kernel_options(parser: argparse.ArgumentParser) -> None:
                         "(along a column, Q cores); default x")
     parser.add_argument("--k-tree", dest="k_tree", type=int,
                         help="levels K of the K-tree allreduce (ktree, ktree-2d, reduce-ktree, gemv ktree; "
-                        "default 2)")
+                        "default 2), at most floor(log2 of the cores along the axis), or 4 on any line")
     parser.add_argument("--group-num", dest="group_num", type=int,
                         help="groups in the first K-tree level, a divisor of the cores along the axis (default 0: "
                         "groups of about length^(1/K) cores)")
