@@ -264,3 +264,7 @@ def run_benchmark(
         closed_form_figures(spec, kernel, size, repeats, limit, read) for kernel in KERNELS.values()
     ]
     return out
+
+
+__all__ = ["CLOCKS", "GENERATORS", "MESH_MAX", "SCALAR_CALLS", "TILE_MAX", "closed_form_figures",
+           "one_configuration", "random_configurations", "run_benchmark"]

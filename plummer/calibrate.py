@@ -77,6 +77,11 @@ from plummer.hardware import HardwareSpec
 from plummer.hardware._spec import CALIBRATABLE
 from plummer.kernels import get_kernel
 
+#: The measured WSE-3 records (``*.json``) used when none are given (``plummer report
+#: validate``): ``shared/data/wse3`` in the folder beside the checkout that holds this package
+#: (``<checkout>/../shared``), found from the package's own location, not the working directory.
+WSE3_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "wse3"
+
 #: A kind's records bound to their predictions: ``predict(spec, figure)``, one value per record.
 Predictor = Callable[[HardwareSpec, str], np.ndarray]
 
@@ -1103,7 +1108,10 @@ __all__ = [
     "ObservationKind",
     "Predictor",
     "Profile",
+    "SHARED_WITH_SCENARIOS",
+    "ScenarioObservation",
     "SweepFit",
+    "WSE3_DATA",
     "analyse",
     "calibrate",
     "load_measurements",

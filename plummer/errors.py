@@ -27,3 +27,6 @@ class RoutingError(PlummerError):
 
 class DataError(PlummerError):
     """A measurement file or record cannot be used."""
+
+
+__all__ = ["CoreMemoryError", "DataError", "PlummerError", "RoutingError", "SpecError"]

@@ -82,3 +82,6 @@ def summarize(table: pd.DataFrame) -> pd.DataFrame:
         max_error_mean=("rel_error_mean", "max"),
         all_correct=("correct", "all"),
     ).reset_index()
+
+
+__all__ = ["VALIDATION_FAMILIES", "summarize", "validate_kernels"]

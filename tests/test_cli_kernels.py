@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from plummer.benchmark import MESH_MAX, closed_form_figures, random_configurations
+from plummer.errors import PlummerError
 from plummer.hardware import load_hardware
 from plummer.kernels import COST_KEYS, KERNELS, get_kernel
 from plummer.kernels.broadcast import MulticastBroadcast
@@ -157,3 +158,116 @@ def test_benchmark_names_a_family_without_generator():
 
     row = closed_form_figures(load_hardware("wse3"), Unknown(), 100, 1, limit=1.0)
     assert row["configs_per_s"] is None and "no generator" in row["note"] and "softmax" in row["note"]
+
+
+# ------------------------------------------------------------ kernel input checks
+KTREE_LINES = [("allreduce", "ktree"), ("allreduce", "reduce-ktree"), ("allreduce", "ktree-2d"), ("gemv", "ktree")]
+
+
+def test_max_ktree_levels():
+    from plummer.kernels.allreduce import KTREE_ANY_LINE, max_ktree_levels
+
+    assert KTREE_ANY_LINE == 4
+    assert [max_ktree_levels(n) for n in (2, 3, 15, 16, 31, 32, 63, 64, 1172)] == [4, 4, 4, 4, 4, 5, 5, 6, 10]
+    lengths = np.array([2, 16, 32, 64, 1172])
+    assert max_ktree_levels(lengths).tolist() == [max_ktree_levels(int(n)) for n in lengths]
+
+
+@pytest.mark.parametrize("family, algo", KTREE_LINES)
+def test_api_refuses_a_deeper_ktree_than_the_line_allows(family, algo):
+    spec = load_hardware("wse3")
+    kernel = get_kernel(family, algo)
+    sizes = {"n": 64, "m": 64} if family == "gemv" else {"n": 8}
+    kernel.cost(spec, p=8, q=8, k_tree=4, **sizes)  # 4: allowed on any line
+    kernel.cost(spec, p=32, q=32, k_tree=5, **sizes)  # 5 = log2(32)
+    for method in (kernel.cost, kernel.check, kernel.execute):
+        with pytest.raises(PlummerError, match=r"'k_tree' = 5 must be <= 4 on a line of 8 cores"):
+            method(spec, p=8, q=8, k_tree=5, **sizes)
+    with pytest.raises(PlummerError, match=r"'k_tree' = 7 must be <= 6 on a line of 64 cores"):  # vectorised
+        kernel.cost(spec, p=np.array([64, 64]), q=np.array([64, 64]), k_tree=np.array([6, 7]),
+                    **{k: np.array([v * 8, v * 8]) for k, v in sizes.items()})
+
+
+@pytest.mark.parametrize(
+    "kernel, params, words",
+    [
+        (("gemm", "meshgemm"), {"p": 0, "q": 8, "m": 8, "k": 8, "n": 8}, ["'p' = 0", ">= 1"]),
+        (("gemm", "meshgemm"), {"p": 8, "q": -8, "m": 8, "k": 8, "n": 8}, ["'q' = -8", ">= 1"]),
+        (("gemm", "cannon"), {"p": 8, "q": 8, "m": 8, "k": 0, "n": 8}, ["'k' = 0", ">= 1"]),
+        (("gemm", "summa"), {"p": 8, "q": 8, "m": 8, "k": 8, "n": -16}, ["'n' = -16", ">= 1"]),
+        (("allreduce", "ring"), {"p": 8, "q": 8, "n": 0}, ["'n' = 0", ">= 1"]),
+        (("allreduce", "ktree"), {"p": 8, "q": 8, "n": 4, "k_tree": 0}, ["'k_tree' = 0", ">= 1"]),
+        (("allreduce", "ktree"), {"p": 8, "q": 8, "n": 4, "group_num": -1}, ["'group_num' = -1", ">= 0"]),
+        (("broadcast", "multicast"), {"p": 8, "q": 8, "n": -2}, ["'n' = -2", ">= 1"]),
+        (("gemv", "pipeline"), {"p": 8, "q": 8, "m": 0, "n": 8}, ["'m' = 0", ">= 1"]),
+        (("shift", "shift"), {"p": 8, "q": 8, "m": 8, "n": 8, "distance": 0}, ["'distance' = 0", ">= 1"]),
+        (("shift", "shift"), {"p": 8, "q": 8, "m": -8, "n": 8, "distance": 1}, ["'m' = -8", ">= 1"]),
+    ],
+)
+def test_api_refuses_zero_and_negative_sizes(kernel, params, words):
+    spec = load_hardware("wse3")
+    for method in ("cost", "execute"):
+        with pytest.raises(PlummerError) as info:
+            getattr(get_kernel(*kernel), method)(spec, **params)
+        for word in words:
+            assert word in str(info.value), (method, word, str(info.value))
+
+
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (("cost", "allreduce", "--mesh", "8x8", "--n", "4", "--k-tree", "5"),
+         ["--k-tree", "= 5", "<= 4", "8 cores"]),
+        (("run", "allreduce", "--mesh", "8x2", "--n", "4", "--k-tree", "9"), ["--k-tree", "= 9", "<= 4"]),
+        (("cost", "allreduce", "--algo", "ktree-2d", "--mesh", "64x8", "--n", "4", "--k-tree", "5"),
+         ["--k-tree", "= 5", "<= 4", "8 cores"]),
+        (("cost", "gemv", "--mesh", "64x64", "--m", "64", "--n", "64", "--k-tree", "7"),
+         ["--k-tree", "= 7", "<= 6", "64 cores"]),
+        (("cost", "allreduce", "--mesh", "8x8", "--n", "4", "--k-tree", "0"), ["--k-tree", "= 0", ">= 1"]),
+        (("cost", "allreduce", "--mesh", "8x8", "--n", "4", "--group-num", "-1"), ["--group-num", "= -1", ">= 0"]),
+        (("cost", "shift", "--mesh", "8x8", "--m", "16", "--n", "16", "--distance", "-1"),
+         ["--distance", "= -1", ">= 1"]),
+        (("cost", "gemm", "--mesh", "0", "--m", "8", "--k", "8", "--n", "8"), ["--mesh", "'0'", ">= 1"]),
+        (("cost", "gemm", "--mesh", "8x0", "--m", "8", "--k", "8", "--n", "8"), ["--mesh", "'8x0'", ">= 1"]),
+        (("cost", "gemm", "--mesh", "8x8x8", "--m", "8", "--k", "8", "--n", "8"), ["--mesh", "'8x8x8'", "PxQ"]),
+        (("cost", "gemm", "--mesh", "1000", "--m", "1000", "--k", "1000", "--n", "1000"),
+         ["--mesh P", "= 1000", "fabric width"]),
+        (("cost", "gemm", "--mesh", "8x8", "--m", "0", "--k", "8", "--n", "8"), ["--m", "= 0", ">= 1"]),
+        (("cost", "gemm", "--mesh", "8x8", "--m", "8", "--k", "-8", "--n", "8"), ["--k", "= -8", ">= 1"]),
+        (("run", "gemm", "--mesh", "4x4", "--m", "8", "--k", "8", "--n", "0"), ["--n", "= 0", ">= 1"]),
+        (("cost", "allreduce", "--mesh", "8x8", "--n", "-3"), ["--n", "= -3", ">= 1"]),
+        (("cost", "broadcast", "--mesh", "8x8", "--n", "0"), ["--n", "= 0", ">= 1"]),
+        (("cost", "gemv", "--mesh", "8x8", "--m", "0", "--n", "8"), ["--m", "= 0", ">= 1"]),
+        (("run", "shift", "--mesh", "4x4", "--m", "0", "--n", "8", "--distance", "1"), ["--m", "= 0", ">= 1"]),
+        (("cost", "allreduce", "--mesh", "1x8", "--n", "8"), ["--mesh P", "= 1", ">= 2"]),
+    ],
+)
+def test_cli_kernel_input_errors_name_the_option(run_cli, argv, words):
+    code, out, err = run_cli(*argv)
+    assert code == 2 and out == "", err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    for word in words:
+        assert word in err, (word, err)
+
+
+def test_mesh_of_one_number_is_square(run_cli):
+    square = _json(run_cli, "cost", "gemm", "--mesh", "8", "--m", "64", "--k", "64", "--n", "64", "--json")
+    assert (square["p"], square["q"]) == (8, 8)
+    assert square == _json(run_cli, "cost", "gemm", "--mesh", "8x8", "--m", "64", "--k", "64", "--n", "64", "--json")
+    code, out, _ = run_cli("cost", "--help")
+    assert "one number P means PxP" in " ".join(out.split())
+
+
+def test_a_shift_as_long_as_the_axis_is_allowed(run_cli):
+    # measured on WSE-3 (shift.json has L = P and L = 2P): every core runs all L steps
+    cycles = [_json(run_cli, "cost", "shift", "--mesh", "8x8", "--m", "16", "--n", "16", "--distance", d,
+                    "--json")["cycles"] for d in (7, 8, 16)]
+    assert cycles[0] < cycles[1] < cycles[2]
+    run = _json(run_cli, "run", "shift", "--mesh", "4x4", "--m", "8", "--n", "8", "--distance", "4", "--json")
+    assert run["correct"] is True and run["cycles"] == pytest.approx(run["predicted_cycles"])
+
+
+def test_help_says_how_deep_a_ktree_may_be(run_cli, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "1000")
+    _, out, _ = run_cli("cost", "--help")
+    assert "at most floor(log2 of the cores along the axis), or 4 on any line" in out

@@ -5,15 +5,23 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
+import os
+import re
 import shutil
+import signal
 import subprocess
+import sys
 from importlib.metadata import version
+from pathlib import Path
 
+import numpy as np
 import pytest
+from conftest import strict_json
 
 from plummer.cli import build_parser
-from plummer.hardware import HardwareSpec, load_hardware, save_hardware
-from plummer.model import ModelSpec, load_model, save_model
+from plummer.hardware import HardwareSpec, hardware_presets, load_hardware, save_hardware
+from plummer.model import ModelSpec, load_model, model_presets, save_model
 
 HARDWARE_FIELDS = {f.name for f in dataclasses.fields(HardwareSpec)}
 MODEL_FIELDS = {f.name for f in dataclasses.fields(ModelSpec)}
@@ -112,6 +120,19 @@ def test_hardware_list(run_cli):
     assert {"wse2", "wse3", "generic-mesh"} <= set(out.split())
 
 
+def test_hardware_list_json(run_cli):
+    code, out, err = run_cli("hardware", "list", "--json")
+    assert code == 0 and err == ""
+    rows = strict_json(out)["hardware"]
+    assert [row["name"] for row in rows] == sorted(hardware_presets())
+    wse3 = next(row for row in rows if row["name"] == "wse3")
+    spec = load_hardware("wse3")
+    assert (wse3["mesh_width"], wse3["mesh_height"]) == (spec.mesh_width, spec.mesh_height)
+    assert wse3["cores"] == spec.mesh_width * spec.mesh_height
+    assert wse3["memory_bytes"] == spec.memory_bytes and wse3["description"] == spec.description
+    assert wse3["peak_flops"] == pytest.approx(spec.derived()["peak_flops"])
+
+
 # --------------------------------------------------------------------- model
 def test_model_show_json(run_cli):
     code, out, err = run_cli("model", "show", "llama3-8b", "--json")
@@ -179,6 +200,16 @@ def test_model_list(run_cli):
             "qwen2-72b"} <= set(out.split())
 
 
+def test_model_list_json(run_cli):
+    code, out, err = run_cli("model", "list", "--json")
+    assert code == 0 and err == ""
+    rows = strict_json(out)["models"]
+    assert [row["name"] for row in rows] == sorted(model_presets())
+    llama = next(row for row in rows if row["name"] == "llama3-8b")
+    assert (llama["hidden"], llama["layers"], llama["heads"], llama["kv_heads"]) == (4096, 32, 32, 8)
+    assert llama["weights_total"] == 8_030_261_248
+
+
 # ---------------------------------------------------------------------- help
 ALL_COMMANDS = sorted(set(command_paths(build_parser())))
 
@@ -195,6 +226,38 @@ def test_help_everywhere(path, run_cli):
     assert code == 0
     assert out.startswith("usage: plummer" + "".join(f" {p}" for p in path))
     assert err == ""
+
+
+def _help(run_cli, monkeypatch, *path: str) -> str:
+    monkeypatch.setenv("COLUMNS", "1000")  # no wrapping (argparse breaks lines at hyphens)
+    code, out, _ = run_cli(*path, "--help")
+    assert code == 0
+    return out
+
+
+def test_help_says_what_calibrate_reads(run_cli, monkeypatch):
+    out = _help(run_cli, monkeypatch, "calibrate")
+    for words in (".json", ".csv", "scenario .toml", "not a directory", "meshgemm P,M,K,N"):
+        assert words in out, words
+
+
+def test_help_names_every_algorithm_and_its_default(run_cli, monkeypatch):
+    from plummer.cli._kernels import DEFAULT_ALGO
+    from plummer.kernels import KERNELS, algorithms, families
+
+    out = _help(run_cli, monkeypatch, "cost")
+    for family in families():
+        assert f"{family}: {', '.join(algorithms(family))} (default {DEFAULT_ALGO[family]})" in out
+    assert {algo for _, algo in KERNELS} <= set(out.replace(",", " ").replace(";", " ").split())
+
+
+def test_help_describes_validate_and_benchmark_parts(run_cli, monkeypatch):
+    out = _help(run_cli, monkeypatch, "validate")
+    description = out.split("\n\n")[1]
+    assert "layout:" in description and "paper:" in description and "executor" in description
+    out = _help(run_cli, monkeypatch, "benchmark")
+    for part in ("kernels:", "layouts:", "studies:"):
+        assert part in out.split("\n\n")[1], part
 
 
 # ----------------------------------------------------------------- bad input
@@ -337,3 +400,96 @@ def test_output_to_missing_directory_exits_2(run_cli, tmp_path):
 def test_bad_context_names_context(run_cli):
     err = one_line_error(*run_cli("model", "show", "llama3-8b", "--context", "0"))
     assert "context" in err
+
+
+# ------------------------------------------------------------------ strict JSON
+def test_jsonable_turns_nan_and_infinities_into_null():
+    from plummer.cli._base import _jsonable
+
+    value = {"a": float("nan"), "b": [np.float64("inf"), -math.inf, 1.5], "c": np.array([np.nan, 2.0]),
+             "d": np.int64(3), "e": (np.float32("-inf"),)}
+    assert _jsonable(value) == {"a": None, "b": [None, None, 1.5], "c": [None, 2.0], "d": 3, "e": [None]}
+
+
+def test_print_json_is_strict(capsys):
+    from plummer.cli._base import print_json
+
+    print_json({"mean": float("nan"), "max": np.float64("inf"), "rows": [{"x": -math.inf}]})
+    payload = strict_json(capsys.readouterr().out)
+    assert payload == {"mean": None, "max": None, "rows": [{"x": None}]}
+
+
+def test_strict_json_rejects_what_python_alone_accepts():
+    for text in ('{"x": NaN}', '{"x": Infinity}', '{"x": -Infinity}'):
+        with pytest.raises(ValueError, match="not strict JSON"):
+            strict_json(text)
+
+
+def test_a_nan_result_prints_strict_json(run_cli):
+    # on wse3 none of the published WSE-2 runs was fitted: the fitted errors' mean is NaN
+    code, out, err = run_cli("validate", "paper", "--hardware", "wse3", "--json")
+    assert code == 0, err
+    payload = strict_json(out)
+    assert payload["fitted"] == {"n": 0, "mean": None, "max": None}
+    assert payload["not_fitted"]["n"] == 6 and payload["not_fitted"]["mean"] > 0
+
+
+# ---------------------------------------------------------- Ctrl-C and closed pipes
+def _raises(exc: BaseException):
+    def command(args):
+        print("partial output")
+        raise exc
+    return command
+
+
+def test_ctrl_c_exits_130_with_one_line(run_cli, monkeypatch):
+    monkeypatch.setattr("plummer.cli._specs._model_list", _raises(KeyboardInterrupt()))
+    try:
+        code, out, err = run_cli("model", "list")
+    except KeyboardInterrupt:
+        pytest.fail("KeyboardInterrupt escaped main()")
+    assert code == 130
+    assert err == "plummer: interrupted\n"
+
+
+def test_broken_pipe_exits_141_quietly(run_cli, monkeypatch):
+    monkeypatch.setattr("plummer.cli._specs._model_list", _raises(BrokenPipeError(32, "Broken pipe")))
+    code, out, err = run_cli("model", "list")
+    assert code == 141
+    assert err == ""
+
+
+#: ``python -m plummer.cli`` run from this checkout (the console script may be another's).
+CLI = [sys.executable, "-m", "plummer.cli"]
+CHECKOUT = Path(__file__).resolve().parent.parent
+
+
+def test_cli_into_a_closed_pipe_exits_141_quietly():
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before anything is written: every write fails
+    try:
+        proc = subprocess.run([*CLI, "model", "list"], cwd=CHECKOUT, stdout=write, stderr=subprocess.PIPE, text=True,
+                              timeout=60)
+    finally:
+        os.close(write)
+    assert proc.returncode == 141
+    assert proc.stderr == ""  # no traceback, nor "Exception ignored ... BrokenPipeError" at exit
+
+
+def test_cli_interrupted_exits_130_with_one_line():
+    proc = subprocess.Popen([*CLI, "validate", "gemm"], cwd=CHECKOUT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        seen = ""
+        while not seen.endswith("validate:"):  # the sweep's progress: main() is running
+            char = proc.stderr.read(1)
+            assert char, f"the command ended before its progress: {seen!r}"
+            seen += char
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130
+    assert "Traceback" not in err
+    assert err.endswith("plummer: interrupted\n")
+    assert re.split(r"[\r\n]", err.rstrip("\n"))[-1] == "plummer: interrupted"

@@ -120,12 +120,20 @@ def test_the_validation_report_is_self_contained_and_renders(browser, report):
     assert_renders(browser.open(html, figure="calibration"), data["figures"])
 
 
-def test_the_default_data_is_the_shared_folder(run_cli, tmp_path, monkeypatch):
-    repo = tmp_path / "repo"
-    (tmp_path / "shared" / "data").mkdir(parents=True)
-    (tmp_path / "shared" / "data" / "wse3").symlink_to(DATA)
-    repo.mkdir()
-    monkeypatch.chdir(repo)
+def test_the_default_data_is_the_shared_folder_beside_the_checkout(run_cli, tmp_path, monkeypatch):
+    from plummer.calibrate import WSE3_DATA
+
+    assert WSE3_DATA == DATA  # <checkout>/../shared/data/wse3, found from the package
+    monkeypatch.chdir(tmp_path)  # a directory with no shared/ beside it: the default does not move
     data = run_json(run_cli, "report", "validate", "--which", "broadcast")
     assert data["path"] == str(Path("reports") / "validate-wse3.html") and Path(data["path"]).is_file()
     assert data["calibration"]["records"] == sum(len(json.loads(p.read_text())["results"]) for p in FILES)
+
+
+def test_missing_default_data_names_the_path_and_the_option(run_cli, tmp_path, monkeypatch):
+    missing = tmp_path / "no-shared" / "data" / "wse3" / "*.json"
+    monkeypatch.setattr("plummer.cli._report.DEFAULT_DATA", missing)
+    code, out, err = run_cli("report", "validate", "--which", "broadcast")
+    assert code == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert str(missing) in err and "--data FILE" in err

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
+from pathlib import Path
 from typing import Any, NoReturn
 
 import numpy as np
@@ -30,6 +32,14 @@ def add_json_flag(parser: argparse.ArgumentParser) -> None:
 
 
 def _jsonable(value: Any) -> Any:
+    """``value`` as plain JSON data: numpy scalars and arrays as Python numbers and lists,
+    paths as strings, and NaN and infinities as ``None`` (strict JSON has no such numbers:
+    ``NaN`` would break every parser but Python's).
+
+    Example:
+        >>> _jsonable({"a": np.float64("nan"), "b": [np.int64(3), float("inf")], "c": (1.5,)})
+        {'a': None, 'b': [3, None], 'c': [1.5]}
+    """
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -37,13 +47,18 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, np.ndarray):
         return _jsonable(value.tolist())
     if isinstance(value, np.generic):
-        return value.item()
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Path):
+        return str(value)
     return value
 
 
 def print_json(payload: dict[str, Any]) -> None:
-    """Print ``payload`` as one JSON object (numpy values converted)."""
-    sys.stdout.write(json.dumps(_jsonable(payload), indent=2, allow_nan=True) + "\n")
+    """Print ``payload`` as one strict JSON object (numpy values converted, NaN and
+    infinities as ``null``)."""
+    sys.stdout.write(json.dumps(_jsonable(payload), indent=2, allow_nan=False) + "\n")
 
 
 def print_fields(payload: dict[str, Any], title: str | None = None) -> None:

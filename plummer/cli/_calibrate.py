@@ -20,7 +20,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "data pin each parameter: its profile range, each kind's records alone, the fit against "
         "another timing figure, and sweeps whose differences cancel the constant terms.",
     )
-    cal.add_argument("data", nargs="+", metavar="DATA", help="measurement files (.json or .csv)")
+    cal.add_argument(
+        "data", nargs="+", metavar="DATA",
+        help="files of observations, any mix of: measured kernel cycles as .json (a list of records, "
+        'or {"results": [...]} as in ../shared/data/wse3) or .csv with the same columns (the fields '
+        "say the kind: meshgemm P,M,K,N; meshgemv P,M,N,group_num; shift P,L,M,N; and "
+        "mean_cycle_count); published whole-layer runs as scenario .toml files with an "
+        "[observation] (plummer/scenario/data); one file per argument, not a directory",
+    )
     cal.add_argument("--hardware", default="wse3", help="base hardware preset or TOML (default wse3)")
     cal.add_argument("--kind", choices=tuple(MEASURED),
                      help="kind of every record (default: recognised from the fields)")

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pandas as pd
 
 from plummer.cli._base import CommandLineError, add_json_flag, emit, parse_mesh, print_json
+from plummer.errors import SpecError
 from plummer.hardware import HardwareSpec, load_hardware
-from plummer.kernels import Kernel, families, get_kernel
+from plummer.kernels import Kernel, algorithms, families, get_kernel
 from plummer.validate import VALIDATION_FAMILIES, summarize, validate_kernels
 
 #: The algorithm each family uses when ``--algo`` is not given.
@@ -26,15 +30,26 @@ _OPTIONS = ("m", "k", "n", "k_tree", "group_num", "distance", "axis")
 
 def _add_kernel_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("kernel", choices=families(), metavar="KERNEL", help=f"one of {', '.join(families())}")
-    parser.add_argument("--algo", help="algorithm (default: meshgemm for gemm, ktree for allreduce and gemv)")
-    parser.add_argument("--mesh", required=True, help="mesh PxQ in cores (P columns, Q rows), e.g. 16x16")
+    algos = "; ".join(f"{family}: {', '.join(algorithms(family))} (default {DEFAULT_ALGO[family]})"
+                      for family in families())
+    parser.add_argument("--algo", help=f"algorithm of the KERNEL family: {algos}")
+    parser.add_argument("--mesh", required=True,
+                        help="mesh PxQ in cores (P columns, Q rows), e.g. 16x16; one number P means PxP")
     parser.add_argument("--m", type=int, help="rows of A (gemm), length of x (gemv), rows of the matrix (shift)")
     parser.add_argument("--k", type=int, help="inner dimension (gemm)")
     parser.add_argument("--n", type=int, help="columns of B / W / the matrix; vector length per core (allreduce, broadcast)")
-    parser.add_argument("--axis", choices=("x", "y"), help="mesh axis to reduce, broadcast or shift along")
-    parser.add_argument("--k-tree", dest="k_tree", type=int, help="levels K of the K-tree allreduce")
-    parser.add_argument("--group-num", dest="group_num", type=int, help="groups in the first K-tree level")
-    parser.add_argument("--distance", type=int, help="cores to shift by (shift)")
+    parser.add_argument("--axis", choices=("x", "y"),
+                        help="mesh axis to reduce, broadcast or shift along: x (along a row, P cores) or y "
+                        "(along a column, Q cores); default x")
+    parser.add_argument("--k-tree", dest="k_tree", type=int,
+                        help="levels K of the K-tree allreduce (ktree, ktree-2d, reduce-ktree, gemv ktree; "
+                        "default 2), at most floor(log2 of the cores along the axis), or 4 on any line")
+    parser.add_argument("--group-num", dest="group_num", type=int,
+                        help="groups in the first K-tree level, a divisor of the cores along the axis (default 0: "
+                        "groups of about length^(1/K) cores)")
+    parser.add_argument("--distance", type=int,
+                        help="cores to shift by (shift), >= 1; a distance of the axis' length or more is "
+                        "allowed (as measured on WSE-3): every core still runs every step, only filler is left")
     parser.add_argument("--hardware", default="wse3", help="hardware preset or TOML file (default wse3)")
     add_json_flag(parser)
 
@@ -52,9 +67,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      help=f"run meshes larger than {_RUN_LIMIT:,} cores (the executor is pure Python)")
     run.set_defaults(func=_run)
     val = subparsers.add_parser(
-        "validate", help="closed forms vs the executor over a sweep",
-        description="Run each kernel's sweep on the executor and the closed form; print "
-        "predicted vs executed cycles with the relative error, and the mean and max per algorithm.",
+        "validate", help="closed forms vs the executor (kernels, whole layers) or the published runs",
+        description="Check the closed forms: a table of predicted against reference with each "
+        "row's relative error. A kernel family (or all): its sweep of meshes and sizes run on the "
+        "exact executor against the closed form (cycles: makespan and mean over cores), then the "
+        "mean and max error per algorithm; progress on stderr unless --json. layout: whole layers "
+        "of a tiny model in several layouts executed on the mesh against the layouts' closed form "
+        "(per op, layer and phase) and a numpy transformer (the hidden states). paper: WaferLLM's "
+        "published WSE-2 runs (plummer/scenario/data) predicted against the observed tokens/s, "
+        "with leave-one-out errors of the fitted ones and the mean and max error.",
     )
     val.add_argument("which", choices=(*VALIDATION_FAMILIES, "all", "layout", "paper"), metavar="WHICH",
                      help=f"one of {', '.join(VALIDATION_FAMILIES)}, all (every kernel family), "
@@ -66,8 +87,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     val.set_defaults(func=_validate)
 
 
+#: The option that sets each kernel parameter (``p`` and ``q`` are the two sides of ``--mesh``).
+_OPTION_OF = {"p": "--mesh P", "q": "--mesh Q", **{name: "--" + name.replace("_", "-") for name in _OPTIONS}}
+
+
 def _kernel_and_params(args: argparse.Namespace) -> tuple[HardwareSpec, Kernel, dict[str, Any]]:
-    """The spec, the kernel and its parameters (defaults filled in) the options name."""
+    """The spec, the kernel and its parameters (defaults filled in) the options name, checked:
+    a parameter the kernel refuses is a one-line error naming its option (:func:`kernel_errors`)."""
     spec = load_hardware(args.hardware)
     kernel = get_kernel(args.kernel, args.algo or DEFAULT_ALGO[args.kernel])
     p, q = parse_mesh(args.mesh)
@@ -85,13 +111,34 @@ def _kernel_and_params(args: argparse.Namespace) -> tuple[HardwareSpec, Kernel, 
             params[name] = value
         elif name not in kernel.defaults:
             raise CommandLineError(f"{args.kernel} --algo {kernel.name} needs {flag}")
-    return spec, kernel, {**kernel.defaults, **params}
+    params = {**kernel.defaults, **params}
+    with kernel_errors():
+        kernel.check(spec, **params)
+    return spec, kernel, params
+
+
+@contextmanager
+def kernel_errors() -> Iterator[None]:
+    """Within: a kernel's :class:`SpecError` becomes a one-line error naming the option too."""
+    try:
+        yield
+    except SpecError as exc:
+        raise CommandLineError(_name_option(str(exc))) from None
+
+
+def _name_option(message: str) -> str:
+    """A kernel's error with the option of the parameter it names: ``parameter 'k_tree'`` ->
+    ``parameter 'k_tree' (--k-tree)``."""
+    return re.sub(r"parameter '(\w+)'",
+                  lambda m: f"{m.group(0)} ({_OPTION_OF[m.group(1)]})" if m.group(1) in _OPTION_OF else m.group(0),
+                  message, count=1)
 
 
 def _cost(args: argparse.Namespace) -> None:
     spec, kernel, params = _kernel_and_params(args)
     payload = {"kernel": args.kernel, "algo": kernel.name, "hardware": spec.name, **params}
-    payload |= kernel.cost(spec, **params).as_dict()
+    with kernel_errors():
+        payload |= kernel.cost(spec, **params).as_dict()
     emit(payload, args.json, f"closed-form cost ({spec.name})")
 
 
@@ -102,8 +149,9 @@ def _run(args: argparse.Namespace) -> None:
             f"--mesh {args.mesh} has {params['p'] * params['q']:,} cores; the executor runs up to "
             f"{_RUN_LIMIT:,} without --force (use `plummer cost` for large meshes)"
         )
-    run = kernel.execute(spec, seed=args.seed, **params)
-    cost = kernel.cost(spec, **params)
+    with kernel_errors():
+        run = kernel.execute(spec, seed=args.seed, **params)
+        cost = kernel.cost(spec, **params)
     payload = {"kernel": args.kernel, "algo": kernel.name, "hardware": spec.name, **params}
     payload |= {
         **run.as_dict(),
@@ -118,7 +166,7 @@ def _run(args: argparse.Namespace) -> None:
 
 
 def _validate_paper(args: argparse.Namespace) -> None:
-    from plummer.scenario._validate import summary_rows, validate_paper
+    from plummer.scenario import summary_rows, validate_paper
 
     result = validate_paper(load_hardware(args.hardware) if args.hardware_given else None)
     rows = summary_rows(result)
@@ -144,7 +192,7 @@ def _validate_paper(args: argparse.Namespace) -> None:
 
 
 def _validate_layout(args: argparse.Namespace) -> None:
-    from plummer.layout._execute import TINY, validate_layouts
+    from plummer.layout import TINY, validate_layouts
 
     spec = load_hardware(args.hardware)
     rows = validate_layouts(spec)
@@ -193,14 +241,21 @@ def _validate(args: argparse.Namespace) -> None:
 
 def register_benchmark(subparsers: argparse._SubParsersAction) -> None:
     bench = subparsers.add_parser(
-        "benchmark", help="speed of the executor and the closed forms",
-        description="Time the executor (MeshGEMM 32x32 and 64x64 with 8x8x8 tiles, K-tree "
-        "allreduce 64x64) and every kernel's closed form: configurations per second vectorised "
-        "over random LLM-sized configurations in which every parameter varies, and microseconds "
-        "per single configuration; medians of repeats.",
+        "benchmark", help="speed of the executor, the closed forms and the layouts; search quality "
+        "of the studies",
+        description="Three parts (--part; default all), medians of repeats. kernels: the executor "
+        "(MeshGEMM 32x32 and 64x64 with 8x8x8 tiles, K-tree allreduce 64x64, seconds) and every "
+        "kernel's closed form (configurations per second vectorised over random LLM-sized "
+        "configurations in which every parameter varies, and microseconds per single "
+        "configuration); --hardware, --quick, --configs, --limit and --clock apply to it. layouts: "
+        "the layouts' closed form on wse3 (one Qwen2-72B prediction in microseconds, layouts per "
+        "second in a flat random batch and in an outer-product batch; CPU time). studies: each "
+        "shipped single-objective study's sampler against its exhaustive optimum (regret by trial, "
+        "runs within 1%, share of time in the objective) and the speed of exhaustive enumeration; "
+        "--studies, --trials and --seeds apply to it. --repeats applies to kernels and layouts.",
     )
     bench.add_argument("--hardware", default="wse3", help="hardware preset or TOML (default wse3)")
-    bench.add_argument("--repeats", type=int, default=3, help="runs per figure; the median is shown")
+    bench.add_argument("--repeats", type=int, default=3, help="runs per figure; the median is shown (default 3)")
     bench.add_argument("--quick", action="store_true",
                        help="skip the 64x64 MeshGEMM run; 10^5 configurations and 1 s per call by default")
     bench.add_argument("--configs", type=int,
@@ -218,7 +273,8 @@ def register_benchmark(subparsers: argparse._SubParsersAction) -> None:
                        "single-objective one)")
     bench.add_argument("--trials", type=int, default=300, help="trials per study for the regret curves (default 300)")
     bench.add_argument("--seeds", type=int, default=5,
-                       help="runs per study, seeded seed, seed + 1, ...; medians are shown (default 5)")
+                       help="runs per study, seeded with the study file's seed, seed + 1, ...; medians are shown "
+                       "(default 5)")
     add_json_flag(bench)
     bench.set_defaults(func=_benchmark)
 
@@ -241,7 +297,7 @@ def _benchmark(args: argparse.Namespace) -> None:
         raise CommandLineError(f"--seeds {args.seeds} must be >= 1")
     out: dict[str, Any] = {}
     if args.part in ("layouts", "all"):
-        from plummer.layout._benchmark import layout_benchmark
+        from plummer.layout import layout_benchmark
 
         out["layouts"] = layout_benchmark(repeats=args.repeats)
     if args.part in ("studies", "all"):

@@ -8,8 +8,16 @@ from typing import Any
 
 from plummer.cli._base import CommandLineError, add_json_flag, parse_mesh, print_json
 from plummer.hardware import load_hardware
-from plummer.layout import Layout, load_layout, save_layout
-from plummer.layout._predict import HEADLINE, SUBSET_NOTE, Prediction, default_layout, predict
+from plummer.layout import (
+    HEADLINE,
+    SUBSET_NOTE,
+    Layout,
+    Prediction,
+    default_layout,
+    load_layout,
+    predict,
+    save_layout,
+)
 from plummer.model import load_model
 
 

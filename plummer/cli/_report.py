@@ -22,14 +22,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from plummer.calibrate import WSE3_DATA
 from plummer.cli import _kernels, _predict
 from plummer.cli._base import CommandLineError, Parser, add_json_flag, print_json
 
 #: Where reports go unless ``-o`` says otherwise (relative to the working directory).
 REPORTS = Path("reports")
-#: The measured WSE-3 data ``report validate`` calibrates on by default (the repository's
-#: sibling ``shared/`` folder, as in the README's ``plummer calibrate`` example).
-DEFAULT_DATA = "../shared/data/wse3/*.json"
+#: The measured WSE-3 data ``report validate`` calibrates on by default: ``shared/`` beside the
+#: checkout that holds plummer (:data:`plummer.calibrate.WSE3_DATA`), from any directory.
+DEFAULT_DATA = WSE3_DATA / "*.json"
 
 
 class _CommandsOrStudy(dict):
@@ -180,7 +181,7 @@ def _study(args: argparse.Namespace) -> None:
 
 def _validate(args: argparse.Namespace) -> None:
     from plummer.hardware import load_hardware
-    from plummer.report._validate import validate_report
+    from plummer.report import validate_report
 
     spec = load_hardware(args.hardware)
     known = _families()
@@ -189,10 +190,10 @@ def _validate(args: argparse.Namespace) -> None:
         if family not in known:
             raise CommandLineError(f"--which {family!r} is not a kernel family of the sweep; allowed: "
                                    f"{', '.join(known)}")
-    data = args.data or sorted(glob.glob(DEFAULT_DATA))
+    data = args.data or sorted(glob.glob(str(DEFAULT_DATA)))
     if not data:
-        raise CommandLineError(f"no measurement files at {DEFAULT_DATA} (relative to the working "
-                               "directory); give them with --data FILE ...")
+        raise CommandLineError(f"no measurement files at {DEFAULT_DATA} (the default: shared/data/wse3 "
+                               "beside the plummer checkout); give them with --data FILE ...")
     if args.holdout_min_p < 0:
         raise CommandLineError(f"--holdout-min-p = {args.holdout_min_p} must be >= 0")
     output = Path(args.html) if args.html else REPORTS / f"validate-{spec.name}.html"
@@ -204,7 +205,7 @@ def _validate(args: argparse.Namespace) -> None:
 
 def _paper(args: argparse.Namespace) -> None:
     from plummer.hardware import load_hardware
-    from plummer.report._paper import paper_report
+    from plummer.report import paper_report
     from plummer.scenario import shipped_scenarios
 
     spec = load_hardware(args.hardware) if args.hardware else None
@@ -215,7 +216,7 @@ def _paper(args: argparse.Namespace) -> None:
 
 def _layout(args: argparse.Namespace) -> None:
     from plummer.layout import save_layout
-    from plummer.report._layout import layout_report
+    from plummer.report import layout_report
 
     prediction = _predict.run_predict(args)
     if args.layout:
@@ -233,7 +234,7 @@ def _layout(args: argparse.Namespace) -> None:
 
 
 def _mesh(args: argparse.Namespace) -> None:
-    from plummer.report._mesh import mesh_report
+    from plummer.report import mesh_report
 
     spec, kernel, params = _kernels._kernel_and_params(args)
     cores = params["p"] * params["q"]
@@ -241,7 +242,8 @@ def _mesh(args: argparse.Namespace) -> None:
         raise CommandLineError(f"--mesh {args.mesh} has {cores:,} cores; the executor runs up to "
                                f"{_kernels._RUN_LIMIT:,} without --force")
     output = Path(args.html) if args.html else REPORTS / f"mesh-{args.kernel}-{kernel.name}-{params['p']}x{params['q']}.html"
-    report = mesh_report(spec, kernel, params, output, seed=args.seed, label=f"{args.kernel} --algo {kernel.name}")
+    with _kernels.kernel_errors():
+        report = mesh_report(spec, kernel, params, output, seed=args.seed, label=f"{args.kernel} --algo {kernel.name}")
     _emit(args, report)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from plummer.cli._base import add_json_flag, emit
+from plummer.cli._base import add_json_flag, emit, print_json
 from plummer.hardware import hardware_presets, load_hardware, save_hardware
 from plummer.model import load_model, model_presets, save_model
 
@@ -20,9 +20,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     show.add_argument("-o", "--output", help="also write the spec to this TOML file")
     add_json_flag(show)
     show.set_defaults(func=_hardware_show)
-    hw_sub.add_parser("list", help="list the hardware presets").set_defaults(
-        func=lambda args: print("\n".join(hardware_presets()))
+    listing = hw_sub.add_parser(
+        "list", help="list the hardware presets",
+        description="Print the hardware presets' names, one a line; with --json one object "
+        '{"hardware": [...]} with each preset\'s name, description, mesh (cores), memory per '
+        "core (bytes), clock (GHz) and peak FLOP/s.",
     )
+    add_json_flag(listing)
+    listing.set_defaults(func=_hardware_list)
 
     model = subparsers.add_parser("model", help="show or export an LLM shape")
     model_sub = model.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -41,9 +46,46 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     show.add_argument("-o", "--output", help="also write the model to this TOML file")
     add_json_flag(show)
     show.set_defaults(func=_model_show)
-    model_sub.add_parser("list", help="list the model presets").set_defaults(
-        func=lambda args: print("\n".join(model_presets()))
+    listing = model_sub.add_parser(
+        "list", help="list the model presets",
+        description="Print the model presets' names, one a line; with --json one object "
+        '{"models": [...]} with each preset\'s name, shape (hidden, FFN, layers, heads, KV '
+        "heads, head dim, vocab), dtype, weights (elements) and source.",
     )
+    add_json_flag(listing)
+    listing.set_defaults(func=_model_list)
+
+
+#: What ``hardware list --json`` says of each preset (``hardware show`` says everything).
+HARDWARE_SUMMARY = ("name", "description", "mesh_width", "mesh_height", "cores", "memory_bytes",
+                    "clock_ghz", "peak_flops")
+#: What ``model list --json`` says of each preset.
+MODEL_SUMMARY = ("name", "hidden", "ffn", "layers", "heads", "kv_heads", "head_dim", "vocab", "dtype",
+                 "weights_total", "source")
+
+
+def _hardware_list(args: argparse.Namespace) -> None:
+    if not args.json:
+        print("\n".join(hardware_presets()))
+        return
+    rows = []
+    for name in hardware_presets():
+        spec = load_hardware(name)
+        fields = spec.to_dict() | spec.derived()
+        rows.append({key: fields[key] for key in HARDWARE_SUMMARY})
+    print_json({"hardware": rows})
+
+
+def _model_list(args: argparse.Namespace) -> None:
+    if not args.json:
+        print("\n".join(model_presets()))
+        return
+    rows = []
+    for name in model_presets():
+        spec = load_model(name)
+        fields = spec.to_dict() | spec.derived()
+        rows.append({key: fields[key] for key in MODEL_SUMMARY})
+    print_json({"models": rows})
 
 
 def _hardware_show(args: argparse.Namespace) -> None:

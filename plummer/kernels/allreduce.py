@@ -193,8 +193,36 @@ def ktree_levels(length: int, k_tree: int, group_num: int) -> list[tuple[int, in
     return levels
 
 
+#: K-tree depth any line allows, however short: the sweeps validate K = 3 and 4 against the
+#: executor on lines from 2 cores up, where some levels are empty.
+KTREE_ANY_LINE = 4
+
+
+def max_ktree_levels(length: Any) -> Any:
+    """The deepest K-tree a line of ``length`` cores allows: ``floor(log2 length)`` levels
+    can each merge at least two groups, and any line allows :data:`KTREE_ANY_LINE` (levels
+    past the merges are empty: each only costs its message task). Numbers or int arrays.
+
+    Example:
+        >>> max_ktree_levels(8), max_ktree_levels(1024), max_ktree_levels(np.array([2, 63, 64]))
+        (4, 10, array([4, 5, 6]))
+    """
+    if isinstance(length, (int, np.integer)):
+        return max(KTREE_ANY_LINE, int(length).bit_length() - 1)
+    return np.maximum(KTREE_ANY_LINE, np.floor(np.log2(np.asarray(length, dtype=np.float64))).astype(np.int64))
+
+
 def check_ktree(kernel: str, length: np.ndarray, k: np.ndarray, group_num: np.ndarray) -> None:
-    """``group_num`` must divide the line (and be 1 or 0 for K = 1)."""
+    """``k_tree`` must not exceed :func:`max_ktree_levels` of the line, and ``group_num``
+    must divide the line (and be 1 or 0 for K = 1)."""
+    most = max_ktree_levels(length)
+    ok = np.asarray(k <= most)
+    if not ok.all():
+        first = [np.broadcast_to(np.asarray(x), ok.shape)[~ok].ravel()[0].item() for x in (k, length, most)]
+        raise SpecError(
+            f"{kernel}: parameter 'k_tree' = {first[0]} must be <= {first[2]} on a line of {first[1]} cores "
+            f"along the axis (floor(log2 cores) levels can merge, and {KTREE_ANY_LINE} are allowed on any line)"
+        )
     require(  # 0 divides as 1 does
         kernel, length % (group_num + (group_num == 0)) == 0, "group_num", group_num,
         "must divide the number of cores along the axis (or be 0 for the default)",

@@ -107,4 +107,7 @@ def shipped_scenarios() -> list[Scenario]:
     return sorted(scenarios, key=lambda s: (not s.observed, s.name))
 
 
-__all__ = ["TIMINGS", "Scenario", "load_scenario", "shipped_scenarios"]
+# after the names above, which plummer.scenario._validate imports from this package
+from plummer.scenario._validate import summary_rows, validate_paper  # noqa: E402
+
+__all__ = ["TIMINGS", "Scenario", "load_scenario", "shipped_scenarios", "summary_rows", "validate_paper"]
