@@ -15,6 +15,7 @@ that differ, and its trials are never mixed in.
 
 from __future__ import annotations
 
+import datetime
 import os
 import socket
 from pathlib import Path
@@ -135,16 +136,27 @@ def worker_tag() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+#: Seconds after which a RUNNING trial that carries no worker tag is taken for dead: a worker
+#: tags each trial right after Optuna's ``ask`` (milliseconds later), so only a worker killed
+#: between the two leaves one. A guess with a wide margin.
+UNTAGGED_GRACE_S = 10.0
+
+
 def fail_dead_workers_trials(study: optuna.Study) -> int:
     """Mark FAIL the RUNNING trials asked by processes of this host that no longer exist
-    (a worker killed mid-batch); returns how many. Finished trials are never touched, and
-    trials of live workers and of other hosts are left alone."""
+    (a worker killed mid-batch), and those no worker tagged within ``UNTAGGED_GRACE_S`` of
+    their start (a worker killed between ``ask`` and its tag); returns how many. Finished
+    trials are never touched, and trials of live workers and of other hosts are left alone."""
     host = socket.gethostname()
+    now = datetime.datetime.now()
     failed = 0
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         tag = trial.user_attrs.get(WORKER, "")
         owner, _, pid = tag.rpartition(":")
-        if owner == host and pid.isdigit() and not _alive(int(pid)):
+        dead = owner == host and pid.isdigit() and not _alive(int(pid))
+        orphan = not tag and trial.datetime_start is not None and (
+            (now - trial.datetime_start).total_seconds() > UNTAGGED_GRACE_S)
+        if dead or orphan:
             study._storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
             failed += 1
     return failed
