@@ -168,7 +168,7 @@ def test_writing_a_report_changes_no_storage(run_cli, studies, pareto_report, tm
     assert sorted(p.name for p in Path(url).parent.iterdir()) == listing
     missing = tmp_path / "missing.journal"
     code, out, err = run_cli("report", path, "--storage", missing)
-    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1 and "no storage" in err
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1 and "no study storage is there" in err
     assert not missing.exists()
     code, _, err = run_cli("report", path, "--storage", f"sqlite:///{tmp_path / 'missing.db'}")
     assert code == 2 and not (tmp_path / "missing.db").exists()

@@ -52,9 +52,10 @@ from search import (
     StudyFile,
     best_trials,
     exhaustive,
-    open_storage,
+    open_existing_storage,
     open_study,
     point_layout,
+    regret,
     trial_point,
 )
 from search._runner import is_feasible
@@ -69,25 +70,12 @@ _HOVER_METRICS = ("utilization", "ttft_s", "decode_tokens_per_s", "e2e_tokens_pe
                   "max_context_shift", "energy_per_token_j")
 
 
-def _journal_or_sqlite_path(url: str) -> Path | None:
-    """The file a journal or SQLite storage URL names (None for server databases)."""
-    if url.startswith("sqlite:"):
-        path = url.split("///", 1)[1] if "///" in url else ""
-        return Path(path) if path and path != ":memory:" else None
-    if url.startswith(("postgresql", "postgres:", "mysql")):
-        return None
-    return Path(url)
-
-
 def open_readonly(study: StudyFile, url: str) -> optuna.Study:
     """The stored study of ``study`` (a :class:`search.StudyFile`) without changing the
-    storage: a journal or SQLite file must exist (opening a missing one would create it),
-    the study must be there with the file's fingerprint, and nothing is written."""
-    path = _journal_or_sqlite_path(url)
-    if path is not None and not path.is_file():
-        raise SpecError(f"--storage '{url}': no storage there; run `plummer study run` first")
+    storage: it must exist (:func:`search.open_existing_storage`; opening a missing one would
+    create it), the study must be there with the file's fingerprint, and nothing is written."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return open_study(study, open_storage(url), create=False)
+    return open_study(study, open_existing_storage(url), create=False)
 
 
 def _objective_title(objective: Any) -> str:
@@ -419,7 +407,7 @@ def study_report(study: StudyFile, storage_url: str, output: str | Path, top: in
     page.figure("history", _history_figure(trials, optimum))
     if truth and not study.multi_objective and trials.best:
         found = trials.best[0].values[0]
-        gap = trials.signs[0] * (optimum[0] - found) / abs(optimum[0]) if optimum[0] else math.nan
+        gap = regret(study, optimum[0], found)
         page.note(f"Best found {number(found, 6)} (trial {trials.best[0].number}); exhaustive optimum "
                   f"{number(optimum[0], 6)}: regret {100 * gap:.3f}%.")
 
