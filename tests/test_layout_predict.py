@@ -238,3 +238,11 @@ def test_route_details_name_an_op_that_runs():
     ev = dataclasses.replace(ev, prefill=dataclasses.replace(ev.prefill, costs=costs))
     text = _predict._route_details(ev, WSE2, "prefill")
     assert "pv.skew_v" not in text and "needs 8 routes" in text, text
+
+
+def test_a_layout_k_tree_deeper_than_its_lines_allow_is_an_error(run_cli, tmp_path):
+    base = "\n".join(line for line in LAYOUT_FILE.splitlines() if not line.startswith(("k_tree", "allreduce")))
+    path = tmp_path / "deep.toml"
+    path.write_text(base.replace("[decode]", "[decode]\nallreduce = \"ktree\"\nk_tree = 40"))
+    err = _error(run_cli, "--layout", str(path))
+    assert "'k_tree' = 40" in err and "must be <=" in err
