@@ -302,3 +302,20 @@ def test_an_untagged_running_trial_is_failed_only_once_older_than_the_grace(monk
     monkeypatch.setattr("search._storage.UNTAGGED_GRACE_S", -1.0)
     assert fail_dead_workers_trials(handle) == 1
     assert handle.trials[0].state == optuna.trial.TrialState.FAIL
+
+
+def test_the_samplers_proposals_are_not_timed_as_plummers_evaluation(tmp_path, monkeypatch):
+    """Optuna's samplers propose when a trial's values are suggested: a sampler that takes
+    50 ms per proposal must show in the wall time, not in the evaluation time."""
+    import search._runner as runner
+
+    class SlowSampler(optuna.samplers.RandomSampler):
+        def sample_independent(self, *args, **kwargs):
+            time.sleep(0.05)
+            return super().sample_independent(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "make_sampler", lambda *a, **k: SlowSampler(seed=0))
+    study = search.load_study_file(_study(tmp_path, trials=16))
+    times = runner.run_worker(study, str(tmp_path / "s.journal"), trials=16)
+    slept = 16 * 0.05  # at least one proposal per trial
+    assert times.total >= slept and times.evaluation < slept / 4
