@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from plummer.cli._base import add_json_flag, emit, print_json
 from plummer.hardware import hardware_presets, load_hardware, save_hardware
@@ -64,28 +65,26 @@ MODEL_SUMMARY = ("name", "hidden", "ffn", "layers", "heads", "kv_heads", "head_d
                  "weights_total", "source")
 
 
-def _hardware_list(args: argparse.Namespace) -> None:
+def _list_presets(args: argparse.Namespace, names: list[str], load: Any, summary: tuple[str, ...],
+                  key: str) -> None:
+    """One preset name per line, or with ``--json`` ``{key: [summary of each preset]}``."""
     if not args.json:
-        print("\n".join(hardware_presets()))
+        print("\n".join(names))
         return
     rows = []
-    for name in hardware_presets():
-        spec = load_hardware(name)
+    for name in names:
+        spec = load(name)
         fields = spec.to_dict() | spec.derived()
-        rows.append({key: fields[key] for key in HARDWARE_SUMMARY})
-    print_json({"hardware": rows})
+        rows.append({field: fields[field] for field in summary})
+    print_json({key: rows})
+
+
+def _hardware_list(args: argparse.Namespace) -> None:
+    _list_presets(args, hardware_presets(), load_hardware, HARDWARE_SUMMARY, "hardware")
 
 
 def _model_list(args: argparse.Namespace) -> None:
-    if not args.json:
-        print("\n".join(model_presets()))
-        return
-    rows = []
-    for name in model_presets():
-        spec = load_model(name)
-        fields = spec.to_dict() | spec.derived()
-        rows.append({key: fields[key] for key in MODEL_SUMMARY})
-    print_json({"models": rows})
+    _list_presets(args, model_presets(), load_model, MODEL_SUMMARY, "models")
 
 
 def _hardware_show(args: argparse.Namespace) -> None:
