@@ -271,3 +271,17 @@ def test_help_says_how_deep_a_ktree_may_be(run_cli, monkeypatch):
     monkeypatch.setenv("COLUMNS", "1000")
     _, out, _ = run_cli("cost", "--help")
     assert "at most floor(log2 of the cores along the axis), or 4 on any line" in out
+
+
+def test_the_search_benchmark_table_prints_regrets_and_shares_in_percent(capsys):
+    from plummer.cli._kernels import _print_studies
+
+    runs = [{"trials_to_1pct": 33}, {"trials_to_1pct": None}]
+    figures = {"studies": [{"study": "s", "points": 10, "exhaustive_s": 0.1, "seeds": 2, "runs": runs,
+                            "median_regret": {"10": None, "50": 0.25, "300": 0.0},
+                            "runs_within_1pct": 1, "median_evaluation_share": 0.044}],
+               "exhaustive": {"points": 100, "seconds": 2.0, "points_per_s": 50.0}}
+    _print_studies(figures)
+    header, row = capsys.readouterr().out.splitlines()[2:4]
+    assert header.split()[4:7] == ["@10", "@50", "@300"]  # after "study points exhaustive s"
+    assert row.split() == ["s", "10", "0.1", "-", "25.0%", "0.0%", "1/2", "33", "-", "4.4%"]

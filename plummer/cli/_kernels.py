@@ -319,16 +319,16 @@ def _benchmark(args: argparse.Namespace) -> None:
 
 
 def _print_studies(figures: dict[str, Any]) -> None:
-    print("\nstudies: regret of the study's sampler against the exhaustive optimum by trial, median "
-          "over the seeds (- before a feasible trial)")
+    print("\nstudies: regret of the study's sampler against the exhaustive optimum after N trials "
+          "(@N), median over the seeds (- before a feasible trial); trials each seed took to 1%")
     rows = []
     for row in figures["studies"]:
         reached = [r["trials_to_1pct"] for r in row["runs"]]
         rows.append({"study": row["study"], "points": row["points"], "exhaustive s": row["exhaustive_s"],
-                     **{f"@{k}": math.nan if v is None else v for k, v in row["median_regret"].items()},
+                     **{f"@{k}": "-" if v is None else f"{100 * v:.1f}%" for k, v in row["median_regret"].items()},
                      "within 1%": f"{row['runs_within_1pct']}/{row['seeds']}",
                      "trials to 1%": " ".join("-" if t is None else str(t) for t in reached),
-                     "objective share": row["median_evaluation_share"]})
+                     "objective share": f"{100 * row['median_evaluation_share']:.1f}%"})
     with pd.option_context("display.max_rows", None, "display.width", 220,
                            "display.float_format", lambda v: f"{v:,.3g}" if not math.isnan(v) else "-"):
         print(pd.DataFrame(rows).to_string(index=False, na_rep="-"))
