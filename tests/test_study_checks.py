@@ -190,6 +190,8 @@ def test_a_changed_search_does_not_continue_the_stored_study(tmp_path, run_cli, 
     code, out, err = run_cli("study", "run", str(path), "--storage", url, "--json")
     assert code == 2 and err.count("\n") == 1, err
     assert f"its {part} differ" in err and "another 'name'" in err and "another --storage" in err
+    code, _, text = run_cli("study", "run", str(path), "--storage", url)  # text mode: the same one line
+    assert code == 2 and text == err
     assert len(_trials(url)) == 8  # nothing added to the stored study
     search.run_study(search.load_study_file(_write(tmp_path, first)), url, progress=False)  # same file: continues
     assert len(_trials(url)) == 16

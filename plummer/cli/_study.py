@@ -54,9 +54,10 @@ def _load(args: argparse.Namespace) -> tuple[Any, str]:
 
 
 def _run(args: argparse.Namespace) -> None:
-    from search import best, run_study
+    from search import best, open_storage, open_study, run_study
 
     study, url = _load(args)
+    open_study(study, open_storage(url))  # a refusal (another search of the name) before any output
     if not args.json:
         print(f"study '{study.name}' ({study.model.name} on {study.hardware.name}, "
               f"{study.space.size:,} points, {study.sampler}) in {url}", file=sys.stderr)
