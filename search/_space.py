@@ -15,6 +15,14 @@ A space maps names of :meth:`plummer.layout.LayoutArrays.from_columns` (``pf_p``
   fewest per region that the regions of the grid fitting the fabric allow (the most
   throughput a grid can pipeline; more regions would only add batches in flight and their
   KV cache; fewer layers per region, about the same memory per core);
+- for ``pf_p`` / ``dc_p`` of a square grid (``pf_q = "pf_p"``) whose regions are ``"fit"``,
+  ``{low = 240, high = 744, step = 48, per_regions = "largest"}``: of the range's sides, only
+  the largest for each region count ``"fit"`` gives them (a smaller side with as many regions
+  leaves cores of the fabric idle), sampled as categories. Utilization jumps with the side
+  where the regions that fit change (``floor(W / p) floor(H / p)``); over the kept sides the
+  sampler sees one side per pipeline depth instead of that staircase. The optimum of a
+  space can differ from the full range's (padding or a shorter allreduce can favour a smaller
+  side): ``tests/test_study.py`` checks that it does not for the shipped studies;
 - the name of another dimension (``dc_q = "dc_p"``): the same value (square grids);
 - a single value: fixed, not searched.
 
@@ -52,6 +60,9 @@ class Dimension:
     choices: tuple[Any, ...]
     step: int | float | None = None
     fit: bool = False
+    #: ``per_regions = "largest"``: the range's sides (cores) before :meth:`SearchSpace.fit_regions`
+    #: keeps the largest side per region count (``choices``).
+    per_regions: tuple[int, ...] | None = None
 
     @property
     def is_range(self) -> bool:
@@ -102,10 +113,13 @@ class SearchSpace:
                     raise SpecError(f"{where}: 'low' must be an integer >= 1")
                 dims.append(Dimension(name, (low,), 1, fit=True))  # the range is set by fit_regions
             elif isinstance(value, dict):
-                unknown = sorted(set(value) - {"low", "high", "step"})
+                unknown = sorted(set(value) - {"low", "high", "step", "per_regions"})
                 if unknown or not {"low", "high"} <= set(value):
                     raise SpecError(f"{where} must be {{low = ..., high = ..., step = ...}} "
-                                    "(step optional, default 1)")
+                                    "(step optional, default 1; per_regions = \"largest\" for "
+                                    "pf_p and dc_p)")
+                if "per_regions" in value and (name not in ("pf_p", "dc_p") or value["per_regions"] != "largest"):
+                    raise SpecError(f"{where}: per_regions is for pf_p and dc_p, and takes \"largest\"")
                 low, high, step = value["low"], value["high"], value.get("step", 1)
                 if not all(isinstance(v, numbers) and not isinstance(v, bool) for v in (low, high, step)) \
                         or step <= 0 or high < low:
@@ -113,7 +127,10 @@ class SearchSpace:
                 if name in integers and not all(isinstance(v, int) for v in (low, high, step)):
                     raise SpecError(f"{where}: '{name}' takes integers; allowed: integer low, high "
                                     "and step")
-                if all(isinstance(v, int) for v in (low, high, step)):
+                if "per_regions" in value:  # categories: the sides kept are set by fit_regions
+                    sides = tuple(range(low, high + 1, step))
+                    dims.append(Dimension(name, sides, per_regions=sides))
+                elif all(isinstance(v, int) for v in (low, high, step)):
                     dims.append(Dimension(name, tuple(range(low, high + 1, step)), step))
                 else:
                     count = int(np.floor((high - low) / step + 1e-9)) + 1
@@ -144,15 +161,32 @@ class SearchSpace:
             if target not in names:
                 raise SpecError(f"{owner}: key '{name}' = {target!r} names a column the space does "
                                 f"not set; allowed: {', '.join(sorted(names))}")
+        for d in dims:
+            prefix = d.name[:2]
+            if d.per_regions is not None and (ties.get(f"{prefix}_q") != d.name
+                                              or fixed.get(f"{prefix}_regions") != "fit"):
+                raise SpecError(f"{owner}: key '{d.name}' has per_regions = \"largest\", which needs a "
+                                f"square grid ({prefix}_q = \"{d.name}\") and {prefix}_regions = \"fit\"")
         return cls(tuple(dims), ties, fixed)
 
     def fit_regions(self, capacity: Any) -> SearchSpace:
         """The space with every ``high = "fit"`` range set to ``low .. max capacity(p, q)`` over
-        the grids the space holds, and ``"fit"`` counts resolved by ``capacity(p, q)``: how
-        many regions of a grid fit (numbers or numpy arrays)."""
+        the grids the space holds, ``per_regions`` sides chosen from their range, and ``"fit"``
+        counts resolved by ``capacity(p, q)``: how many regions of a grid fit (numbers or
+        numpy arrays)."""
         dims = []
         for d in self.dimensions:
-            if d.fit:
+            if d.per_regions is not None:  # square grids: capacity(p, p)
+                largest: dict[int, int] = {}
+                for side in d.per_regions:
+                    regions = int(capacity(side, side))
+                    if regions > 0:
+                        largest[regions] = max(largest.get(regions, 0), side)
+                if not largest:
+                    raise SpecError(f"space: key '{d.name}': no side from {d.per_regions[0]} to "
+                                    f"{d.per_regions[-1]} holds a region on the fabric")
+                d = Dimension(d.name, tuple(sorted(largest.values())), per_regions=d.per_regions)
+            elif d.fit:  # (a phase with per_regions sides has its regions fixed to "fit")
                 prefix = d.name[:2]
                 ps, qs = self.values(f"{prefix}_p"), self.values(f"{prefix}_q")
                 top = max(capacity(p, q) for p in ps for q in qs)
@@ -179,7 +213,8 @@ class SearchSpace:
                 kept = tuple(v for v in d.choices if v <= limits[d.name])
                 if not kept:
                     return None
-                d = Dimension(d.name, kept, d.step, d.fit)
+                sides = None if d.per_regions is None else tuple(v for v in d.per_regions if v <= limits[d.name])
+                d = Dimension(d.name, kept, d.step, d.fit, sides)
             dims.append(d)
         return SearchSpace(tuple(dims), self.ties, self.fixed, self.capacity)
 
@@ -203,9 +238,12 @@ class SearchSpace:
         """The space as a ``[space]`` table (what :meth:`from_dict` reads)."""
         out: dict[str, Any] = {}
         for d in self.dimensions:
+            sides = d.per_regions
             out[d.name] = ({"low": d.choices[0], "high": "fit"} if d.fit else
                            {"low": d.choices[0], "high": d.choices[-1], "step": d.step}
-                           if d.is_range else list(d.choices))
+                           if d.is_range else list(d.choices) if sides is None else
+                           {"low": sides[0], "high": sides[-1], "step": sides[1] - sides[0] if len(sides) > 1 else 1,
+                            "per_regions": "largest"})
         return out | dict(self.fixed) | dict(self.ties)
 
     @property

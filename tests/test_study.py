@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -319,3 +320,55 @@ def test_the_samplers_proposals_are_not_timed_as_plummers_evaluation(tmp_path, m
     times = runner.run_worker(study, str(tmp_path / "s.journal"), trials=16)
     slept = 16 * 0.05  # at least one proposal per trial
     assert times.total >= slept and times.evaluation < slept / 4
+
+
+def _without_per_regions(path: Path) -> dict:
+    import tomllib
+
+    data = tomllib.loads(path.read_text())
+    for value in data["space"].values():
+        if isinstance(value, dict):
+            value.pop("per_regions", None)
+    return data
+
+
+def test_per_regions_keeps_the_largest_side_of_each_region_count_and_the_shipped_optima():
+    shipped = [p for p in sorted(STUDIES.glob("*.toml")) if "per_regions" in p.read_text()]
+    assert len(shipped) >= 14
+    for path in shipped:
+        study = search.load_study_file(path)
+        full = search.parse_study(_without_per_regions(path), study.name)
+        for name in ("pf_p", "dc_p"):
+            kept, every = study.space.values(name), full.space.values(name)
+            counts = {int(study.capacity(s, s)) for s in every} - {0}
+            assert len(kept) == len(counts) and set(kept) <= set(every)
+            for side in kept:  # no larger side of the range has as many regions
+                assert all(int(study.capacity(s, s)) != int(study.capacity(side, side)) for s in every if s > side)
+        # the reduction loses nothing on the shipped studies: the same exhaustive optimum
+        assert search.exhaustive(study)["optimum"] == search.exhaustive(full)["optimum"], path.name
+
+
+@pytest.mark.parametrize("space, words", [
+    ({"pf_gemm": {"low": 1, "high": 2, "per_regions": "largest"}}, "per_regions is for pf_p and dc_p"),
+    ({"dc_p": {"low": 120, "high": 720, "step": 48, "per_regions": "smallest"}}, 'takes "largest"'),
+    ({"dc_q": 240}, 'needs a square grid (dc_q = "dc_p")'),
+    ({"dc_regions": [1, 2]}, 'dc_regions = "fit"'),
+])
+def test_per_regions_needs_a_square_grid_with_fit_regions(tmp_path, run_cli, space, words):
+    import tomllib
+
+    data = tomllib.loads((STUDIES / "llama3-8b-wse2.toml").read_text())
+    data["space"]["dc_p"] = {"low": 120, "high": 720, "step": 48, "per_regions": "largest"}
+    data["space"] |= space
+    with pytest.raises(SpecError, match=re.escape(words)):
+        search.parse_study(data, "x")
+
+
+def test_a_per_regions_space_round_trips_and_narrows_with_the_fabric():
+    study = search.load_study_file(STUDIES / "llama3-8b-wse2.toml")
+    table = study.space.to_dict()["dc_p"]
+    assert table["per_regions"] == "largest"
+    again = search.SearchSpace.from_dict(study.space.to_dict()).fit_regions(study.capacity)
+    assert again.values("dc_p") == study.space.values("dc_p")
+    narrow = study.space.within_fabric(400, 400).fit_regions(study.capacity)
+    assert max(narrow.values("dc_p")) <= 400 and set(narrow.values("dc_p")) <= set(range(120, 401, 48))
