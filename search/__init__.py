@@ -10,9 +10,18 @@ The Python API mirrors ``plummer study``::
 
 from __future__ import annotations
 
+from search._benchmark import study_benchmark
+from search._codesign import best_layout, chip
 from search._exhaustive import exhaustive
 from search._results import best, history, list_studies, point_layout, regret, trial_point
-from search._runner import best_trials, make_sampler, pareto_mask, run_study, run_worker
+from search._runner import (
+           best_trials,
+           is_feasible,
+           make_sampler,
+           pareto_mask,
+           run_study,
+           run_worker,
+)
 from search._space import COLUMNS, Dimension, SearchSpace
 from search._storage import (
            DEFAULT_STORAGE,
@@ -24,7 +33,7 @@ from search._storage import (
 from search._study_file import METRICS, SAMPLERS, StudyFile, load_study_file, parse_study
 
 __all__ = ["COLUMNS", "DEFAULT_STORAGE", "METRICS", "SAMPLERS", "Dimension", "SearchSpace",
-           "StudyFile", "best", "best_trials", "exhaustive", "history", "list_studies",
-           "load_study_file", "make_sampler", "open_existing_storage", "open_storage", "open_study", "pareto_mask",
-           "parse_study", "point_layout", "regret", "run_study", "run_worker", "storage_url",
+           "StudyFile", "best", "best_layout", "best_trials", "chip", "exhaustive", "history", "is_feasible", "list_studies",
+           "load_study_file", "make_sampler", "open_existing_storage", "open_storage", "open_study",
+           "pareto_mask", "parse_study", "point_layout", "regret", "run_study", "run_worker", "storage_url", "study_benchmark",
            "trial_point"]

@@ -183,8 +183,9 @@ class SearchSpace:
                     if regions > 0:
                         largest[regions] = max(largest.get(regions, 0), side)
                 if not largest:
-                    raise SpecError(f"space: key '{d.name}': no side from {d.per_regions[0]} to "
-                                    f"{d.per_regions[-1]} holds a region on the fabric")
+                    raise SpecError(f"key '{d.name}' (per_regions = \"largest\"): every side from "
+                                    f"{d.per_regions[0]} to {d.per_regions[-1]} is larger than the fabric; "
+                                    "allowed: sides that hold at least one region")
                 d = Dimension(d.name, tuple(sorted(largest.values())), per_regions=d.per_regions)
             elif d.fit:  # (a phase with per_regions sides has its regions fixed to "fit")
                 prefix = d.name[:2]

@@ -276,7 +276,10 @@ def parse_study(data: dict[str, Any], name: str, path: Path | None = None) -> St
         raise SpecError(f"{owner}: {energy[0]} needs a hardware spec with 'power_watts'; "
                         f"'{hardware.name}' has none (give one in a hardware TOML, or drop the metric)")
     model = load_model(model_ref)
-    space = space.fit_regions(region_capacity(model, hardware))
+    try:
+        space = space.fit_regions(region_capacity(model, hardware))
+    except SpecError as exc:
+        raise SpecError(f"{owner} [space]: {exc}") from None
     largest = hardware
     if codesign is not None:
         largest = check_chips(codesign, hardware, f"{owner} [hardware_space]")

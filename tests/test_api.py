@@ -17,12 +17,12 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 
 
 def _cli_imports() -> list[tuple[str, str, str]]:
-    """(CLI module file, plummer module, name) of every ``from plummer... import name`` in the
-    CLI's modules (the CLI's own modules aside)."""
+    """(CLI module file, module, name) of every ``from plummer... import name`` and ``from
+    search... import name`` in the CLI's modules (the CLI's own modules aside)."""
     found = []
     for path in sorted(CLI.glob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "plummer" \
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] in ("plummer", "search") \
                     and not node.module.startswith("plummer.cli"):
                 found += [(path.name, node.module, alias.name) for alias in node.names]
     return found
@@ -45,7 +45,7 @@ def test_what_the_cli_calls_is_public(where, module, name):
 
 
 @pytest.mark.parametrize("package", ["plummer.calibrate", "plummer.layout", "plummer.report", "plummer.scenario",
-                                     "plummer.validate", "plummer.benchmark", "plummer.errors"])
+                                     "plummer.validate", "plummer.benchmark", "plummer.errors", "search"])
 def test_every_exported_name_exists(package):
     module = importlib.import_module(package)
     missing = [name for name in module.__all__ if not hasattr(module, name)]

@@ -103,7 +103,7 @@ def test_bad_study_files_name_the_key(tmp_path, text, key, run_cli):
     path.write_text(text)
     with pytest.raises(SpecError, match=key):
         search.load_study_file(path)
-    code, out, err = run_cli("study", "run", str(path))
+    code, _, err = run_cli("study", "run", str(path))
     assert code == 2 and err.count("\n") == 1
 
 

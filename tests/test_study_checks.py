@@ -48,7 +48,7 @@ def test_reading_a_storage_that_is_not_there_is_an_error_and_creates_nothing(tmp
 
 def test_the_default_storage_is_not_created_by_reading_it(tmp_path, run_cli, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    code, out, err = run_cli("study", "list", "--json")
+    code, _, err = run_cli("study", "list", "--json")
     assert code == 2 and "no study storage is there" in err
     assert not (tmp_path / "plummer-storage").exists()
 
@@ -187,7 +187,7 @@ def test_a_changed_search_does_not_continue_the_stored_study(tmp_path, run_cli, 
     url = str(tmp_path / "s.journal")
     search.run_study(search.load_study_file(_write(tmp_path, first)), url, progress=False)
     path = _write(tmp_path, change(SMALL))
-    code, out, err = run_cli("study", "run", str(path), "--storage", url, "--json")
+    code, _, err = run_cli("study", "run", str(path), "--storage", url, "--json")
     assert code == 2 and err.count("\n") == 1, err
     assert f"its {part} differ" in err and "another 'name'" in err and "another --storage" in err
     code, _, text = run_cli("study", "run", str(path), "--storage", url)  # text mode: the same one line

@@ -301,7 +301,7 @@ def _benchmark(args: argparse.Namespace) -> None:
 
         out["layouts"] = layout_benchmark(repeats=args.repeats)
     if args.part in ("studies", "all"):
-        from search._benchmark import study_benchmark
+        from search import study_benchmark
 
         out["studies"] = study_benchmark(args.studies, args.trials, args.seeds)
     if args.part in ("kernels", "all"):

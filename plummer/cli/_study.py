@@ -105,7 +105,7 @@ def _best(args: argparse.Namespace) -> None:
             from pathlib import Path
 
             from plummer.hardware import save_hardware
-            from search._codesign import chip
+            from search import chip
 
             chip_path = Path(args.output).with_suffix(".hardware.toml")
             save_hardware(chip(study.hardware, found["best"][0]["hardware"]), chip_path)

@@ -29,8 +29,7 @@ from plummer.hardware import HardwareSpec
 from plummer.layout import METRICS as LAYOUT_METRICS
 from plummer.report._figures import hover, layout_lines
 from plummer.report._page import COLORS, Page, number
-from search import point_layout
-from search._codesign import best_layout, chip
+from search import best_layout, chip, point_layout
 
 #: Layout columns the sensitivity figure draws for the chosen layout of each chip.
 STRUCTURE = {"regions": (("regions_prefill", "pf_regions"), ("regions_decode", "dc_regions")),

@@ -52,13 +52,13 @@ from search import (
     StudyFile,
     best_trials,
     exhaustive,
+    is_feasible,
     open_existing_storage,
     open_study,
     point_layout,
     regret,
     trial_point,
 )
-from search._runner import is_feasible
 
 #: Spaces with at most this many points get their exhaustive optimum on the page.
 EXHAUSTIVE_MAX_POINTS = 2_000_000
